@@ -1,0 +1,52 @@
+# unlearnkit: every target runs inside .venv, which `setup` creates when missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+BENCH  ?= digits
+METHOD ?= bad_teacher
+ARGS   ?=
+
+.PHONY: setup test test-fast local-eval lint notebook kaggle-local submit clean-cache
+
+## setup: create .venv from requirements.txt and install the package (near-instant when done)
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+## test: the whole test suite (CIFAR-10 tests run when UNLEARNKIT_DATA points at CIFAR-10)
+test: setup
+	$(PY) -m pytest -q
+
+## test-fast: skip the end-to-end tests marked slow
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+## local-eval: score METHOD on BENCH with the competition metric, oracles included
+local-eval: setup
+	$(VENV)/bin/unlearnkit local-eval --bench $(BENCH) --method $(METHOD) $(ARGS)
+
+## lint: ruff over the package, scripts and tests
+lint: setup
+	$(VENV)/bin/ruff check src scripts tests notebooks
+
+## notebook: build notebooks/submission.ipynb from notebooks/submission.py and the package
+notebook: setup
+	$(PY) scripts/build_notebook.py $(ARGS)
+
+## kaggle-local: mock competition data, the notebook run headless, the score
+kaggle-local: setup
+	$(PY) scripts/kaggle_local.py $(ARGS)
+
+## submit: push the notebook to Kaggle, wait for it, submit its submission.zip
+submit: setup
+	$(VENV)/bin/unlearnkit submit --method $(METHOD) $(ARGS)
+
+## clean-cache: remove cached logits and models under data/cache
+clean-cache:
+	rm -rf data/cache

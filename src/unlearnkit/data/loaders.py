@@ -1,0 +1,90 @@
+"""Loaders that yield the competition's dict batches, from tensors kept in memory.
+
+A batch is ``{'image': [B,3,32,32] float32 0-255, 'age_group': [B] int64 label,
+'person_id': [B] int64, 'image_id': list[str]}``: the same keys the Kaggle notebook's
+``DataLoader`` yields, so a method sees the same kind of loader here and there. The
+tensors can live on the GPU (no worker processes, no per-item Python): small datasets
+then cost nothing to iterate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+from .base import ImageSet
+
+
+class TensorLoader:
+    """Iterate an :class:`ImageSet` in dict batches; reshuffled every pass when asked.
+
+    ``seed`` fixes the sequence of orders (pass k uses the k-th draw of a generator
+    seeded once), so two loaders with one seed yield the same batches.
+    """
+
+    def __init__(self, data: ImageSet, batch_size: int = 64, shuffle: bool = False,
+                 seed: int = 0, device: str | torch.device = "cpu", drop_last: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.device = torch.device(device)
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
+        groups = data.groups if data.groups is not None else torch.full((len(data),), -1)
+        self.groups = groups.to(self.device)
+        self.ids = data.image_ids()
+        self._gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self) -> Iterator[dict]:
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self._gen) if self.shuffle else torch.arange(n)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            dev_idx = idx.to(self.device)
+            yield {
+                "image": self.images[dev_idx],
+                "age_group": self.labels[dev_idx],
+                "person_id": self.groups[dev_idx],
+                "image_id": [self.ids[i] for i in idx.tolist()],
+            }
+
+
+def make_loader(data: ImageSet, batch_size: int = 64, shuffle: bool = False, seed: int = 0,
+                device: str | torch.device = "cpu") -> TensorLoader:
+    """The kit's standard loader (see :class:`TensorLoader`)."""
+    return TensorLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed, device=device)
+
+
+def unpack(batch, device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)`` from a dict batch or an ``(x, y, ...)`` tuple, on ``device``.
+
+    Methods call this so that they accept both the competition's dict batches and
+    plain tuples.
+    """
+    if isinstance(batch, dict):
+        try:
+            x, y = batch["image"], batch["age_group"]
+        except KeyError as err:
+            raise KeyError(
+                f"a dict batch needs keys 'image' and 'age_group'; got {sorted(batch)}"
+            ) from err
+    elif isinstance(batch, (tuple, list)) and len(batch) >= 2:
+        x, y = batch[0], batch[1]
+    else:
+        raise TypeError(f"a batch must be a dict or an (x, y) tuple, got {type(batch).__name__}")
+    if device is not None:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    return x.float(), y.long()

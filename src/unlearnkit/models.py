@@ -1,0 +1,130 @@
+"""Networks by name, and checkpoints that fail loudly when they do not fit.
+
+Every network here has its linear head at ``net.fc`` (methods such as linear
+filtration rely on it) and takes float32 images [B, 3, 32, 32] with raw 0-255 values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .io import atomic_path
+
+NUM_CLASSES = 10
+_BUILDERS: dict[str, Callable[[int], nn.Module]] = {}
+
+
+def register_model(name: str):
+    """Decorator: record a builder ``fn(num_classes) -> nn.Module`` under ``name``."""
+
+    def wrap(fn):
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+@register_model("resnet18")
+def resnet18(num_classes: int = NUM_CLASSES) -> nn.Module:
+    """The competition's network: torchvision resnet18, ImageNet stem, no weights."""
+    from torchvision.models import resnet18 as tv_resnet18
+
+    return tv_resnet18(weights=None, num_classes=num_classes)
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks and a linear head: trains in seconds on a 2-core CPU.
+
+    BatchNorm after the first convolution absorbs the raw 0-255 input scale, as in
+    resnet18, so the same unnormalised images feed both networks.
+    """
+
+    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 32):
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            )
+
+        self.features = nn.Sequential(
+            block(3, width), block(width, 2 * width), block(2 * width, 4 * width)
+        )  # [B, 4w, 4, 4]
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+@register_model("small_cnn")
+def small_cnn(num_classes: int = NUM_CLASSES) -> nn.Module:
+    """The CPU benchmarks' network (about 94k parameters)."""
+    return SmallCNN(num_classes)
+
+
+def model_names() -> list[str]:
+    """Names accepted by :func:`build_model`."""
+    return sorted(_BUILDERS)
+
+
+def build_model(name: str, num_classes: int = NUM_CLASSES) -> nn.Module:
+    """A freshly initialised network (seed it with ``torch.manual_seed`` first)."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}")
+    return _BUILDERS[name](num_classes)
+
+
+def load_state(net: nn.Module, state: dict, *, source: str = "checkpoint") -> nn.Module:
+    """Load ``state`` into ``net``, explaining any mismatch of names or shapes."""
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(
+                f"{len(wrong)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} "
+                f"in the file, {tuple(own[k].shape)} in the network)"
+            )
+        raise ValueError(
+            f"{source} does not fit a {type(net).__name__}: " + "; ".join(parts)
+            + ". Was it saved from another architecture or number of classes?"
+        )
+    net.load_state_dict(state)
+    return net
+
+
+def load_checkpoint(path: str | os.PathLike, name: str, num_classes: int = NUM_CLASSES,
+                    map_location: str | torch.device = "cpu") -> nn.Module:
+    """Build ``name`` and load the state_dict saved at ``path`` into it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    return load_state(build_model(name, num_classes), state, source=str(path))
+
+
+def save_checkpoint(net_or_state: nn.Module | dict, path: str | os.PathLike) -> Path:
+    """Save a state_dict on the CPU atomically (temporary file, then rename)."""
+    state = net_or_state.state_dict() if isinstance(net_or_state, nn.Module) else net_or_state
+    state = {k: v.detach().to("cpu") for k, v in state.items()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
