@@ -40,7 +40,7 @@ class TrainConfig:
     amp: bool = True
     """bf16 autocast on CUDA (ignored on the CPU)."""
     channels_last: bool = True
-    """channels_last memory format on CUDA (ignored on the CPU)."""
+    """channels_last memory format (faster for convolutions on CUDA and on the CPU)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,7 +83,7 @@ def train(net: nn.Module, data: ImageSet, cfg: TrainConfig | None = None, *, see
     cfg = cfg or TrainConfig()
     device = torch.device(device)
     net.to(device)
-    if cfg.channels_last and device.type == "cuda":
+    if cfg.channels_last:
         net.to(memory_format=torch.channels_last)
     loader = TensorLoader(data, cfg.batch_size, shuffle=True, seed=seed, device=device)
     weight = class_weights(data.labels, num_classes).to(device) if cfg.class_weighted else None
@@ -95,7 +95,7 @@ def train(net: nn.Module, data: ImageSet, cfg: TrainConfig | None = None, *, see
     for _ in bar:
         for batch in loader:
             x, y = unpack(batch, device)
-            if cfg.channels_last and device.type == "cuda":
+            if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, cfg.amp):
                 loss = loss_fn(net(x).float(), y)

@@ -1,0 +1,168 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # NeurIPS 2023 Machine Unlearning: an unlearnkit submission
+#
+# Runs one registered unlearning method `NUM_CHECKPOINTS` times (512 for the competition),
+# each run from the original model reloaded from disk, with its own seed and fresh loaders,
+# and zips the checkpoints into `submission.zip`, as the official starter does.
+#
+# This notebook is built by `make notebook` from `notebooks/submission.py` in the unlearnkit
+# repository; the kit's source is inlined below, so it needs no internet, no dataset and
+# installs nothing. **Edit only the next cell** (or rebuild with
+# `python scripts/build_notebook.py --method NAME --set key=value`).
+#
+# Local runs: `UNLEARNKIT_INPUT_DIR`, `UNLEARNKIT_WORK_DIR`, `UNLEARNKIT_OUTPUT_DIR` and
+# `UNLEARNKIT_NUM_CHECKPOINTS` override the Kaggle folders and the number of checkpoints.
+
+# %%
+# The configuration: the only cell to edit.
+METHOD = "bad_teacher"  # a registered method serving sample-level forgetting
+HYPERPARAMETERS = {}  # overrides of the method's published defaults, e.g. {"lr": 1e-4}
+NUM_CHECKPOINTS = 512  # unlearning runs, one checkpoint each (the competition wants 512)
+TIME_BUDGET_HOURS = 7.5  # the whole notebook's budget; Kaggle stops it at 8 hours
+GUARD_AFTER_RUNS = 3  # the time guard's first projection comes after this many runs
+
+# %% [markdown]
+# ## The kit, inlined
+# A zip of the `unlearnkit` modules this notebook uses (and the method configs), base64-encoded.
+# It is unpacked to a temporary folder that goes first on `sys.path`.
+
+# %% jupyter={"source_hidden": true}
+import time
+
+NOTEBOOK_START = time.time()  # the time guard counts the whole notebook, loading included
+KIT_ZIP_BASE64 = """
+"""
+
+import base64  # noqa: E402
+import io  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import zipfile  # noqa: E402
+
+if KIT_ZIP_BASE64.strip():  # empty only in the unbuilt source: then the installed kit is used
+    KIT_DIR = tempfile.mkdtemp(prefix="unlearnkit-")
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode("".join(KIT_ZIP_BASE64.split())))) as kit:
+        kit.extractall(KIT_DIR)
+    sys.path.insert(0, f"{KIT_DIR}/src")
+    for _name in [m for m in sys.modules if m == "unlearnkit" or m.startswith("unlearnkit.")]:
+        del sys.modules[_name]  # an installed unlearnkit must not shadow the inlined one
+
+import unlearnkit  # noqa: E402
+
+print(f"unlearnkit {unlearnkit.__version__} from {unlearnkit.__file__}")
+
+# %% [markdown]
+# ## Settings and checks
+# Everything that can be wrong is checked here, before any long work: the method and its
+# hyperparameters, then (unless this is Kaggle's empty commit run) the GPU, every CSV,
+# every image and the original model's architecture.
+
+# %%
+import random  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torchvision.models import resnet18  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from unlearnkit.kaggle import checkpoints as ck  # noqa: E402
+from unlearnkit.kaggle import dataset as ds  # noqa: E402
+from unlearnkit.kaggle.guard import check_budget  # noqa: E402
+from unlearnkit.kaggle.settings import Settings, check_method, on_kaggle, pick_device  # noqa: E402
+from unlearnkit.methods import run_method  # noqa: E402
+from unlearnkit.models import save_checkpoint  # noqa: E402
+
+SETTINGS = Settings.from_env(NUM_CHECKPOINTS, TIME_BUDGET_HOURS)
+RESOLVED = check_method(METHOD, HYPERPARAMETERS)
+print(f"method {METHOD}: {RESOLVED}")
+print(f"torch {torch.__version__}; {SETTINGS}")
+
+EMPTY_RUN = SETTINGS.empty_run
+if EMPTY_RUN:  # Kaggle's public copy: the real data is only there when the submission is scored
+    ck.write_empty_zip(SETTINGS.zip_path)
+    print(f"empty.txt found: wrote an empty {SETTINGS.zip_path}; nothing more to do")
+
+# %%
+if not EMPTY_RUN:
+    DEVICE = pick_device(on_kaggle())
+    TABLES = ds.validate_input(SETTINGS.input_dir, SETTINGS.original_path)
+    print(f"device {DEVICE}; " + ", ".join(f"{k}: {len(t)} images" for k, t in TABLES.items()))
+
+# %% [markdown]
+# ## Data
+# Every image is decoded once into memory (the data, not any result); each run gets fresh
+# `DataLoader(ds, batch_size=64, shuffle=True)` loaders of dict items.
+
+# %%
+if not EMPTY_RUN:
+    DATASETS = ds.load_datasets(TABLES)
+
+# %% [markdown]
+# ## Unlearning
+# The competition's `unlearning(net, retain_loader, forget_loader, val_loader)`, here with the
+# run's seed: it changes `net` in place with the chosen method.
+
+
+# %%
+def unlearning(net, retain_loader, forget_loader, val_loader, seed):
+    """Unlearn the forget set from ``net`` in place with METHOD and HYPERPARAMETERS."""
+    run_method(METHOD, net, retain_loader, forget_loader, val_loader, seed=seed,
+               scenario_kind="sample", **HYPERPARAMETERS)
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and torch (CPU and GPU): a run depends on its seed alone."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def original_model():
+    """A fresh resnet18 with the original weights, reloaded from disk."""
+    net = resnet18(weights=None, num_classes=10)
+    net.load_state_dict(torch.load(SETTINGS.original_path, map_location="cpu", weights_only=True))
+    return net.to(DEVICE)
+
+
+# %% [markdown]
+# ## The runs and the submission
+# Run `i` uses seed `i`, a fresh network and fresh loaders; nothing is shared between runs.
+# Each checkpoint is saved to the work folder and deflated into `submission.zip` at once,
+# under the name `zip submission.zip <work dir>/unlearned_*.pth` would give it; the zip
+# appears only once it holds exactly `NUM_CHECKPOINTS` checkpoints. After
+# `GUARD_AFTER_RUNS` runs (and after every run from then on) the time guard projects the
+# whole notebook's time and stops it at once if the projection exceeds the budget.
+
+# %%
+if not EMPTY_RUN:
+    SETTINGS.work_dir.mkdir(parents=True, exist_ok=True)
+    ck.clear_checkpoints(SETTINGS.work_dir)
+    run_seconds = []
+    with ck.SubmissionZip(SETTINGS.zip_path) as submission:
+        for i in tqdm(range(SETTINGS.num_checkpoints), desc=METHOD):
+            run_start = time.time()
+            seed_everything(i)
+            net = original_model()
+            retain_loader, forget_loader, val_loader = ds.make_loaders(DATASETS, seed=i)
+            unlearning(net, retain_loader, forget_loader, val_loader, seed=i)
+            submission.add(save_checkpoint(net, ck.checkpoint_path(SETTINGS.work_dir, i)))
+            del net, retain_loader, forget_loader, val_loader
+            run_seconds.append(time.time() - run_start)
+            projection = check_budget(run_seconds, SETTINGS.num_checkpoints,
+                                      time.time() - NOTEBOOK_START, SETTINGS.budget_s,
+                                      min_runs=GUARD_AFTER_RUNS)
+            if projection is not None and len(run_seconds) == GUARD_AFTER_RUNS:
+                print(f"time guard: {projection.message()}")
+        submission.finish(ck.expect_checkpoints(SETTINGS.work_dir, SETTINGS.num_checkpoints))
+    print(f"{len(run_seconds)} runs: median {np.median(run_seconds):.2f} s per run, "
+          f"mean {np.mean(run_seconds):.2f} s, total {sum(run_seconds):.1f} s")
+    print(f"wrote {SETTINGS.zip_path} with {SETTINGS.num_checkpoints} checkpoints; "
+          f"notebook time {(time.time() - NOTEBOOK_START) / 60:.1f} min")

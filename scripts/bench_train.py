@@ -1,0 +1,352 @@
+"""Images/s of the training recipe: one model, K processes at once, K models fused.
+
+Rows: (1) one model trained by :func:`unlearnkit.train.train` (the scorer's recipe,
+batch 64); (2) P processes each running (1) at once, started together behind a
+barrier; (3) K models fused with :class:`unlearnkit.fused.FusedTrainer`, batch 64 per
+model. All on random images in the 0-255 range, warm-up steps excluded, CUDA
+synchronised before every clock read. Ratios are to row (1).
+
+    python scripts/bench_train.py --device cpu --model small_cnn
+    python scripts/bench_train.py --device cuda --model resnet18 --sweep --profile
+
+Measured numbers, their card and command: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+import torch
+
+from unlearnkit.data.base import ImageSet
+from unlearnkit.fused import FusedTrainer, gather_batch
+from unlearnkit.io import write_json
+from unlearnkit.train import TrainConfig, init_model, train
+
+BATCH = 64
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--model", default="resnet18", choices=["resnet18", "small_cnn"])
+    p.add_argument("--quick", action="store_true", help="fewer steps and K values")
+    p.add_argument("--k", default=None, help="comma-separated K values for the fused rows")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per row")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (> 3 on CUDA)")
+    p.add_argument("--procs", type=int, default=None, help="processes for row (2); 0 skips it")
+    p.add_argument("--options", default="bf16+cl+graph",
+                   help="fused options on CUDA: '+'-joined of bf16, cl (channels_last), graph, "
+                        "cudnn (cudnn.benchmark); 'fp32' for none")
+    p.add_argument("--sweep", action="store_true",
+                   help="also time every option combination at the largest K")
+    p.add_argument("--vmap", action="store_true", help="also time a torch.func.vmap probe")
+    p.add_argument("--profile", action="store_true",
+                   help="say what limits the fused path (kernel time vs wall, FLOP rate)")
+    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error("--device cuda but CUDA is not available here; use --device cpu")
+    default_k = ("8,32" if args.quick else "8,32,64") if cuda else "2,4,8"
+    args.ks = [int(k) for k in (args.k or default_k).split(",")]
+    big = args.model == "resnet18" and not cuda
+    args.steps = args.steps or (3 if big else 10 if args.quick else 30)
+    args.warmup = args.warmup or (5 if cuda else 2)
+    if args.procs is None:
+        args.procs = min(8, os.cpu_count() or 1) if cuda else min(2, os.cpu_count() or 1)
+    return args
+
+
+def random_set(n: int, seed: int = 0) -> ImageSet:
+    """``n`` random images (uniform 0-255) with random labels 0-9."""
+    g = torch.Generator().manual_seed(seed)
+    return ImageSet(torch.rand(n, 3, 32, 32, generator=g) * 255,
+                    torch.randint(0, 10, (n,), generator=g))
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_one(model: str, device: torch.device, steps: int, warmup: int,
+             barrier=None) -> tuple[float, float, int]:
+    """Row (1): ``train.train`` for ``steps`` batches after ``warmup``; (start, end, images)."""
+    cfg = TrainConfig(epochs=1)
+    net = init_model(model, 0)
+    train(net, random_set(warmup * BATCH, 1), cfg, device=device, progress=False)
+    data = random_set(steps * BATCH, 2)
+    sync(device)
+    if barrier is not None:
+        barrier.wait()
+    t0 = time.perf_counter()
+    train(net, data, cfg, device=device, progress=False)
+    sync(device)
+    return t0, time.perf_counter(), steps * BATCH
+
+
+def _proc_worker(rank: int, model: str, device: str, steps: int, warmup: int, threads: int,
+                 barrier, queue) -> None:
+    """One process of row (2): its own threads, then (1) in step with the others."""
+    torch.set_num_threads(threads)
+    try:
+        queue.put(time_one(model, torch.device(device), steps, warmup, barrier))
+    except Exception as err:  # report, so the parent never waits forever
+        barrier.abort()
+        queue.put(f"process {rank}: {type(err).__name__}: {err}")
+
+
+def time_procs(args, procs: int) -> float:
+    """Row (2): images/s of ``procs`` processes running (1) at once (CPU threads split)."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(procs), ctx.Queue()
+    threads = max(1, torch.get_num_threads() // procs) if args.device == "cpu" else 1
+    workers = [ctx.Process(target=_proc_worker, args=(r, args.model, args.device, args.steps,
+                                                      args.warmup, threads, barrier, queue))
+               for r in range(procs)]
+    for w in workers:
+        w.start()
+    results = [queue.get() for _ in workers]
+    for w in workers:
+        w.join()
+    errors = [r for r in results if isinstance(r, str)]
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    start, end = min(r[0] for r in results), max(r[1] for r in results)
+    return sum(r[2] for r in results) / (end - start)
+
+
+def parse_options(text: str) -> dict:
+    """``'bf16+cl+graph'`` -> flags for the fused trainer."""
+    words = set() if text == "fp32" else set(text.split("+"))
+    unknown = words - {"bf16", "cl", "graph", "cudnn"}
+    if unknown:
+        raise ValueError(f"unknown fused option(s) {sorted(unknown)}; use bf16, cl, graph, cudnn")
+    return {w: w in words for w in ("bf16", "cl", "graph", "cudnn")}
+
+
+def make_trainer(model: str, k: int, device: torch.device, opts: dict) -> FusedTrainer:
+    """K copies of one initialised model as a fused trainer (speed needs no K seeds)."""
+    cfg = TrainConfig(epochs=1, amp=opts["bf16"], channels_last=opts["cl"])
+    state = init_model(model, 0).state_dict()
+    weight = torch.full((10,), 0.1)
+    return FusedTrainer(model, [state] * k, cfg, weight=weight, device=device,
+                        cuda_graph=opts["graph"])
+
+
+def fused_steps(trainer: FusedTrainer, pool: ImageSet, steps: int) -> None:
+    """``steps`` fused steps on batches gathered from ``pool`` as ``train_many`` does."""
+    n, k = len(pool.labels), trainer.k
+    for _ in range(steps):
+        idx = torch.randint(0, n, (k, BATCH), device=pool.images.device)  # [K, B]
+        trainer.step(*gather_batch(pool.images, pool.labels, idx))
+
+
+def time_fused(args, k: int, opts: dict) -> tuple[float, dict]:
+    """Row (3): images/s of K fused models; also which options really ran."""
+    device = torch.device(args.device)
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = opts["cudnn"]
+    try:
+        data = random_set(max(4096, 8 * BATCH), 3)
+        pool = ImageSet(data.images.to(device), data.labels.to(device))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer = make_trainer(args.model, k, device, opts)
+            fused_steps(trainer, pool, args.warmup)
+            sync(device)
+            t0 = time.perf_counter()
+            fused_steps(trainer, pool, args.steps)
+            sync(device)
+            dt = time.perf_counter() - t0
+        for w in caught:
+            print(f"  warning: {w.message}")
+        ran = dict(opts, graph=trainer.graph is not None)
+        del trainer
+        return args.steps * BATCH * k / dt, ran
+    finally:
+        torch.backends.cudnn.benchmark = old
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def time_fused_safe(args, k: int, opts: dict) -> tuple[float, dict] | None:
+    """:func:`time_fused`, falling back to fp32 and then to no graph when an option fails."""
+    tries = [opts, dict(opts, bf16=False), dict(opts, bf16=False, graph=False)]
+    for attempt in tries:
+        try:
+            return time_fused(args, k, attempt)
+        except Exception as err:
+            print(f"  fused K={k} {label(attempt)} failed: {type(err).__name__}: {err}")
+            if torch.device(args.device).type == "cuda":
+                torch.cuda.empty_cache()
+    return None
+
+
+def time_vmap(args, k: int) -> float:
+    """A probe: K models with torch.func.vmap (BatchNorm without running statistics)."""
+    from torch.func import functional_call, replace_all_batch_norm_modules_, stack_module_state
+
+    device = torch.device(args.device)
+    nets = [replace_all_batch_norm_modules_(init_model(args.model, s)).to(device) for s in range(k)]
+    params, buffers = stack_module_state(nets)
+    base = nets[0]
+    opt = torch.optim.Adam(params.values(), lr=1e-4, weight_decay=5e-3)
+    fwd = torch.func.vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))
+
+    def step():
+        x = torch.rand(k, BATCH, 3, 32, 32, device=device) * 255
+        y = torch.randint(0, 10, (k, BATCH), device=device)
+        out = fwd(params, buffers, x)  # [K, B, C]
+        loss = torch.nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none")
+        loss.mean(1).sum().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(args.warmup):
+        step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    sync(device)
+    return args.steps * BATCH * k / (time.perf_counter() - t0)
+
+
+def label(opts: dict) -> str:
+    """``{'bf16': True, ...}`` -> ``'bf16+graph'`` (``'fp32'`` when none is on)."""
+    on = [w for w in ("bf16", "cl", "graph", "cudnn") if opts.get(w)]
+    return "+".join(on) or "fp32"
+
+
+def train_flops_per_image(model: str) -> float:
+    """Forward multiply-adds of convolutions and linear layers x 2 x 3 (fwd + 2 bwd)."""
+    net, total = init_model(model, 0).eval(), [0]
+
+    def hook(mod, inp, out):
+        if isinstance(mod, torch.nn.Conv2d):
+            per_out = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+            total[0] += out.numel() * per_out
+        elif isinstance(mod, torch.nn.Linear):
+            total[0] += out.numel() * mod.in_features
+
+    handles = [m.register_forward_hook(hook) for m in net.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 32, 32))
+    for h in handles:
+        h.remove()
+    return 2.0 * total[0] * 3
+
+
+def profile_fused(args, k: int, opts: dict) -> dict:
+    """Kernel time vs wall time over a few fused steps, and the achieved FLOP rate."""
+    from torch.profiler import ProfilerActivity, profile
+
+    device = torch.device(args.device)
+    data = random_set(4096, 3)
+    pool = ImageSet(data.images.to(device), data.labels.to(device))
+    trainer = make_trainer(args.model, k, device, opts)
+    fused_steps(trainer, pool, args.warmup)
+    sync(device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    steps = max(3, min(args.steps, 10))
+    with profile(activities=acts) as prof:
+        t0 = time.perf_counter()
+        fused_steps(trainer, pool, steps)
+        sync(device)
+        wall = time.perf_counter() - t0
+    events = [e for e in prof.events() if e.device_type.name == "CUDA"]
+    kernel_s = sum(e.device_time for e in events) / 1e6  # device_time is in us
+    flops = train_flops_per_image(args.model) * BATCH * k * steps
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=12))
+    return {"k": k, "options": label(opts), "steps": steps, "wall_s": wall,
+            "kernel_s": kernel_s, "gpu_busy": kernel_s / wall if device.type == "cuda" else None,
+            "tflops": flops / wall / 1e12, "ms_per_step": 1e3 * wall / steps}
+
+
+def print_table(rows: list[dict], base: float) -> None:
+    """Markdown table of images/s and ratio to the one-model row."""
+    print("\n| setting | images/s | x one model | ms/step |")
+    print("| --- | ---: | ---: | ---: |")
+    for r in rows:
+        ms = f"{r['ms_per_step']:.1f}" if r.get("ms_per_step") else ""
+        print(f"| {r['setting']} | {r['images_s']:,.0f} | {r['images_s'] / base:.2f} | {ms} |")
+
+
+def describe_machine(device: torch.device) -> str:
+    """The card (or CPU thread count) and the torch version."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def main(argv=None) -> int:
+    """Run the rows, print the table (and profile), optionally write JSON."""
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    print(f"# {args.model} on {describe_machine(device)}; batch {BATCH}/model, "
+          f"{args.steps} timed steps after {args.warmup}", flush=True)
+    rows = []
+    t0, t1, n = time_one(args.model, device, args.steps, args.warmup)
+    base = n / (t1 - t0)
+    rows.append({"setting": "one model, train.train", "images_s": base,
+                 "ms_per_step": 1e3 * (t1 - t0) / args.steps})
+    print(f"one model: {base:,.0f} images/s", flush=True)
+    if args.procs > 1:
+        try:
+            rate = time_procs(args, args.procs)
+            rows.append({"setting": f"{args.procs} processes at once", "images_s": rate})
+            print(f"{args.procs} processes: {rate:,.0f} images/s", flush=True)
+        except Exception as err:
+            print(f"processes row failed: {type(err).__name__}: {err}")
+    opts = parse_options(args.options)
+    if device.type != "cuda":
+        opts = dict.fromkeys(opts, False)
+    for k in args.ks:
+        res = time_fused_safe(args, k, opts)
+        if res is not None:
+            rate, ran = res
+            rows.append({"setting": f"K={k} fused ({label(ran)})", "images_s": rate,
+                         "ms_per_step": 1e3 * BATCH * k / rate, "k": k, "options": ran})
+            print(f"K={k} fused ({label(ran)}): {rate:,.0f} images/s", flush=True)
+    if args.sweep and device.type == "cuda":
+        k = max(args.ks)
+        for combo in ("fp32", "graph", "bf16", "bf16+cl", "bf16+graph", "bf16+cl+graph",
+                      "bf16+cl+graph+cudnn", "bf16+graph+cudnn"):
+            if combo == args.options:
+                continue
+            res = time_fused_safe(args, k, parse_options(combo))
+            if res is not None:
+                rows.append({"setting": f"K={k} fused ({label(res[1])})", "images_s": res[0],
+                             "ms_per_step": 1e3 * BATCH * k / res[0], "k": k})
+                print(f"K={k} fused ({label(res[1])}): {res[0]:,.0f} images/s", flush=True)
+    if args.vmap:
+        for k in args.ks:
+            rate = time_vmap(args, k)
+            rows.append({"setting": f"K={k} torch.func.vmap probe (no BN stats)",
+                         "images_s": rate, "ms_per_step": 1e3 * BATCH * k / rate})
+    print_table(rows, base)
+    report = {"machine": describe_machine(device), "model": args.model, "rows": rows}
+    if args.profile:
+        report["profile"] = profile_fused(args, max(args.ks), opts)
+        print(json.dumps(report["profile"], indent=1))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Benchmarks: which data, split, model, recipe and N a local evaluation uses.
+
+A benchmark is a :class:`Benchmark` dataclass; ``configs/benchmarks/<name>.yaml``
+files only override its fields. The name ``competition`` (or any folder in the
+competition's layout given as ``--data``) reads a competition folder with its own
+retain/forget/validation split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
+
+from .train import TrainConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "benchmarks"
+
+
+@dataclass
+class Benchmark:
+    """Everything that fixes the reference models of a local evaluation."""
+
+    name: str
+    """The benchmark's name (its YAML file's stem)."""
+    source: str = "digits"
+    """Data source: digits | cifar10 | competition."""
+    source_options: dict = field(default_factory=dict)
+    """Options passed to the source (e.g. ``views``, ``train_per_class``, ``path``)."""
+    scenario: str = "random:0.1"
+    """What to forget: random:FRACTION | group:K | class:C1,C2 | given."""
+    split_seed: int = 0
+    """Seed of the split (which examples are forgotten)."""
+    model: str = "small_cnn"
+    """Network: small_cnn (CPU) | resnet18 (the competition's)."""
+    num_models: int = 16
+    """N: unlearned and retrained models compared per example (competition: 512)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Recipe for the original, the reference and the oracle models."""
+    batch_size: int = 64
+    """Batch size of the loaders handed to a method (the competition's: 64)."""
+    method_overrides: dict = field(default_factory=dict)
+    """Per-method hyperparameter overrides that fit this benchmark's budget."""
+    description: str = ""
+    """One line shown in reports."""
+
+    def key_fields(self) -> dict:
+        """The fields that change the trained models (not N, not method overrides)."""
+        return {
+            "source": self.source,
+            "source_options": self.source_options,
+            "scenario": self.scenario,
+            "split_seed": self.split_seed,
+            "model": self.model,
+            "train": self.train.to_dict(),
+        }
+
+    def key(self) -> str:
+        """A short hash of :meth:`key_fields`: the cache folder of this benchmark."""
+        return stable_hash(self.key_fields())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["train"] = self.train.to_dict()
+        return d
+
+
+def stable_hash(obj, length: int = 12) -> str:
+    """Hex digest of the canonical JSON of ``obj`` (same content, same hash)."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def benchmark_names() -> list[str]:
+    """Names of the benchmarks under ``configs/benchmarks``."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def load_benchmark(name_or_path: str, **overrides) -> Benchmark:
+    """Read a benchmark by name or YAML path, then apply non-None ``overrides``."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ValueError(
+            f"unknown benchmark {name_or_path!r}; choose one of: {', '.join(benchmark_names())}"
+            f" (or give a path to a YAML file)"
+        )
+    raw = yaml.safe_load(path.read_text()) or {}
+    raw.setdefault("name", path.stem)
+    return benchmark_from_dict(raw, **overrides)
+
+
+def benchmark_from_dict(raw: dict, **overrides) -> Benchmark:
+    """Build a :class:`Benchmark` from plain data, checking the field names."""
+    raw = dict(raw)
+    valid = {f.name for f in fields(Benchmark)}
+    unknown = sorted(set(raw) - valid)
+    if unknown:
+        raise ValueError(f"unknown benchmark field(s) {unknown}; valid: {sorted(valid)}")
+    raw["train"] = TrainConfig.from_dict(raw.get("train"))
+    bench = Benchmark(**raw)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(bench, **given) if given else bench

@@ -1,0 +1,72 @@
+"""The result cache: each model's outputs stored once, addressed by what made them.
+
+One entry is one ``.npz`` file holding a model's logits on the forget and test sets,
+its predicted labels on the retain set (enough for every score) and a small JSON
+metadata string. Entries are written atomically, so an interrupted run leaves only
+complete entries and resumes where it stopped; an unreadable entry is treated as
+missing and rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path
+
+REQUIRED = ("forget_logits", "test_logits", "retain_pred")
+
+
+def cache_root(root: str | os.PathLike | None = None) -> Path:
+    """``root``, else ``$UNLEARNKIT_CACHE``, else ``data/cache`` under the working folder."""
+    return Path(root or os.environ.get("UNLEARNKIT_CACHE") or Path.cwd() / "data" / "cache")
+
+
+@dataclass
+class Outputs:
+    """What scoring needs from one model."""
+
+    forget_logits: np.ndarray  # [S, C] float32
+    test_logits: np.ndarray  # [T, C] float32
+    retain_pred: np.ndarray  # [R] int16 predicted labels
+    meta: dict  # seconds, seed, ...
+
+
+def save_outputs(path: str | os.PathLike, out: Outputs) -> Path:
+    """Write one entry atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                forget_logits=out.forget_logits.astype(np.float32),
+                test_logits=out.test_logits.astype(np.float32),
+                retain_pred=out.retain_pred.astype(np.int16),
+                meta=np.array(json.dumps(out.meta)),
+            )
+    return Path(path)
+
+
+def load_outputs(path: str | os.PathLike) -> Outputs | None:
+    """Read one entry; ``None`` when it is missing, and also when it is corrupted
+    (the broken file is then removed so that it gets rebuilt)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if any(k not in z for k in REQUIRED):
+                raise KeyError("incomplete entry")
+            return Outputs(
+                forget_logits=z["forget_logits"],
+                test_logits=z["test_logits"],
+                retain_pred=z["retain_pred"],
+                meta=json.loads(str(z["meta"])) if "meta" in z else {},
+            )
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError):
+        path.unlink(missing_ok=True)
+        return None

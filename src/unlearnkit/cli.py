@@ -1,0 +1,187 @@
+"""The ``unlearnkit`` command line: parse, call, print. The only room that knows all others."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _value(text: str):
+    """A ``--set`` value: YAML scalars (numbers, booleans, lists) or the raw string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_sets(pairs: list[str] | None) -> dict:
+    """``["lr=0.01", "epochs=2"]`` -> ``{"lr": 0.01, "epochs": 2}``."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, val = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = _value(val)
+    return out
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def add_local_eval(sub) -> None:
+    p = sub.add_parser("local-eval", help="score a method with the competition metric, locally",
+                       description="Train (or read from the cache) the original, N references "
+                       "and both oracles, run the method N times, and score it.")
+    p.add_argument("--bench", default="digits", help="benchmark name or YAML (default: digits)")
+    p.add_argument("--method", default="bad_teacher",
+                   help="method name; several separated by commas (default: bad_teacher)")
+    p.add_argument("--scenario", help="override: random:F | group:K | class:C1,C2 | given")
+    p.add_argument("--models", type=int, help="N models per side (override)")
+    p.add_argument("--workers", type=int, default=1, help="jobs run at once (processes)")
+    p.add_argument("--fused", type=int, default=None,
+                   help="models trained together per job (default: 1 on CPU, 32 on CUDA)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    p.add_argument("--data", help="data root (else $UNLEARNKIT_DATA); the folder for `competition`")
+    p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
+    p.add_argument("--out", help="output folder (default runs/<date>-<bench>-<method>/)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="method hyperparameter override (repeatable)")
+    p.add_argument("--fresh", action="store_true", help="ignore the cache and rebuild everything")
+    p.add_argument("--keep-models", action="store_true",
+                   help="also keep each unlearned model's weights in the cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_local_eval)
+
+
+def cmd_local_eval(args) -> int:
+    from .benchmarks import load_benchmark
+    from .evaluation import local_eval
+    from .harness import Plan
+    from .methods import get_method
+    from .report import default_out_dir, terminal_table, write_report
+
+    bench = load_benchmark(args.bench, scenario=args.scenario, num_models=args.models)
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    for m in methods:
+        get_method(m)  # unknown names fail now, listing the valid ones
+    device = args.device or _default_device()
+    fused = args.fused or (32 if device == "cuda" else 1)
+    plan = Plan(device=device, workers=args.workers, fused=fused, cache_dir=args.cache,
+                data_root=args.data, fresh=args.fresh, keep_models=args.keep_models,
+                progress=not args.quiet)
+    failed = 0
+    for i, method in enumerate(methods):
+        report = local_eval(bench, method, parse_sets(args.set), plan)
+        plan.fresh = False  # rebuild once, then share
+        out = Path(args.out) / method if args.out and len(methods) > 1 else args.out
+        out = write_report(report, out or default_out_dir(bench.name, method))
+        print(f"\n{report['method']} on {bench.name}, N = {report['num_models']}:")
+        print(terminal_table(report))
+        if report.get("error"):
+            failed += 1
+            print(f"FAILED: {report['error']}", file=sys.stderr)
+        else:
+            print(f"score / retrain oracle: {report['score_vs_retrain_oracle']:.3f}; "
+                  f"run time {100 * report['time_fraction_of_retrain']:.1f}% of a retrain"
+                  + ("  (over the 20% rule)" if report["over_time_rule"] else ""))
+        print(f"report: {out / 'report.md'}")
+    return 1 if failed else 0
+
+
+def add_train_original(sub) -> None:
+    p = sub.add_parser("train-original", help="train and save a benchmark's original model")
+    p.add_argument("--bench", default="digits")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    p.add_argument("--data", help="data root (else $UNLEARNKIT_DATA)")
+    p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
+    p.add_argument("--out", help="also copy the checkpoint here")
+    p.add_argument("--fresh", action="store_true")
+    p.set_defaults(func=cmd_train_original)
+
+
+def cmd_train_original(args) -> int:
+    import shutil
+
+    from .benchmarks import load_benchmark
+    from .harness import Plan, ensure_original, load_original, prepare
+    from .train import accuracy
+
+    bench = load_benchmark(args.bench)
+    plan = Plan(device=args.device or _default_device(), cache_dir=args.cache,
+                data_root=args.data, fresh=args.fresh)
+    ctx = prepare(bench, plan.cache_dir, plan.data_root)
+    ensure_original(ctx, plan)
+    net = load_original(ctx, plan.device)
+    for part in ("retain", "forget", "test"):
+        print(f"{part:>7} accuracy: {accuracy(net, ctx.parts[part], device=plan.device):.4f}")
+    print(f"original model: {ctx.original_path}")
+    if args.out:
+        shutil.copyfile(ctx.original_path, args.out)
+        print(f"copied to {args.out}")
+    return 0
+
+
+def add_list(sub) -> None:
+    p = sub.add_parser("list", help="list methods, benchmarks, data sources and models")
+    p.set_defaults(func=cmd_list)
+
+
+def cmd_list(args) -> int:
+    from .benchmarks import benchmark_names
+    from .data.sources import source_names
+    from .methods import get_method, list_methods
+    from .models import model_names
+
+    print("methods:")
+    for name in list_methods():
+        spec = get_method(name)
+        print(f"  {name:<20} [{', '.join(sorted(spec.scenarios))}] {spec.summary}")
+    print("benchmarks:  " + ", ".join(benchmark_names()))
+    print("sources:     " + ", ".join(source_names()))
+    print("models:      " + ", ".join(model_names()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unlearnkit",
+        description="Develop, score and submit machine-unlearning methods "
+                    "(NeurIPS 2023 Machine Unlearning, Kaggle).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_local_eval(sub)
+    add_train_original(sub)
+    add_list(sub)
+    try:
+        from .kaggle.commands import register
+    except ImportError:
+        pass
+    else:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished models are cached; run the same command to resume.",
+              file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

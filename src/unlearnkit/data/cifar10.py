@@ -1,0 +1,212 @@
+"""CIFAR-10 from the data root: torchvision's pickle layout or an image folder.
+
+Where it looks, under ``data_root(root)`` (the ``root`` argument, else
+``$UNLEARNKIT_DATA``, else ``./data``), the root itself and its subfolders
+``cifar10-jpeg/``, ``cifar10/`` and ``cifar-10/``, each for either
+
+- ``cifar-10-batches-py/`` (torchvision's download; read directly, no md5 check), or
+- ``train/<class>/*`` and ``test/<class>/*`` image files (classes in alphabetical
+  order, which is CIFAR-10's standard label order; RGB, 32x32).
+
+When neither is found and ``download`` is true, torchvision downloads the pickle
+layout into the data root; offline, the error says where to put the files.
+
+Decoding 60,000 JPEGs takes a while on two cores, so decoded images are cached as
+uint8 tensors in a ``.pt`` file (written atomically) under ``cache_dir`` (default
+``./data/cache``: the data root itself may be a shared read-only copy), keyed by the
+folder's path, the split, the subset and the list of file names.
+
+Groups: as for digits (:func:`unlearnkit.data.sources.expand_views`), but CIFAR keeps
+its own train/test split: the views of a train image stay in train, those of a test
+image in test. ``views=1`` (the default) gives one group per image; test groups are
+numbered after the train groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..io import atomic_path
+from .base import ImageSet, SourceData
+from .sources import data_root, expand_views
+
+SUBFOLDERS = ("", "cifar10-jpeg", "cifar10", "cifar-10")
+PICKLE_DIR = "cifar-10-batches-py"
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
+_PICKLE_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+
+
+def find_cifar10(root: str | os.PathLike | None = None) -> tuple[str, Path] | None:
+    """``("pickle" | "folder", path)`` of the CIFAR-10 copy under the data root, or None."""
+    base = data_root(root)
+    if base.name == PICKLE_DIR and (base / "data_batch_1").is_file():
+        return "pickle", base
+    for sub in SUBFOLDERS:
+        cand = base / sub if sub else base
+        if (cand / PICKLE_DIR / "data_batch_1").is_file():
+            return "pickle", cand / PICKLE_DIR
+        if (cand / "train").is_dir() and (cand / "test").is_dir():
+            return "folder", cand
+    return None
+
+
+def _missing_message(base: Path) -> str:
+    """What to do when no CIFAR-10 copy is found under ``base``."""
+    return (
+        f"no CIFAR-10 found under {base} (looked for {PICKLE_DIR}/ or train/ + test/ image "
+        f"folders there and in {', '.join(s for s in SUBFOLDERS if s)}/). Set UNLEARNKIT_DATA "
+        f"or pass root= to a folder holding one of them, or allow download=True to fetch it "
+        f"with torchvision (needs internet); see data/README.md"
+    )
+
+
+def download_cifar10(root: str | os.PathLike | None = None) -> tuple[str, Path]:
+    """Fetch torchvision's CIFAR-10 into the data root; a clear error when offline."""
+    base = data_root(root)
+    try:
+        from torchvision.datasets import CIFAR10
+
+        base.mkdir(parents=True, exist_ok=True)
+        CIFAR10(str(base), train=True, download=True)
+    except Exception as err:  # offline, proxy, disk: all end the same way for the user
+        raise FileNotFoundError(f"downloading CIFAR-10 failed ({err}); " + _missing_message(base)) from err
+    return "pickle", base / PICKLE_DIR
+
+
+def first_per_class(labels: np.ndarray, per_class: int | None) -> np.ndarray:
+    """Sorted indices of the first ``per_class`` items of each label (all when None)."""
+    if per_class is None:
+        return np.arange(len(labels))
+    if per_class < 1:
+        raise ValueError(f"per-class subset size must be >= 1 or None, got {per_class}")
+    keep = [np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)]
+    return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
+
+
+def read_pickle(folder: Path, split: str, per_class: int | None):
+    """Images uint8 [n, 3, 32, 32], labels [n] and class names from the pickle layout."""
+    data, labels = [], []
+    for name in _PICKLE_FILES[split]:
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: the {PICKLE_DIR} folder is incomplete; "
+                                    "download it again or point UNLEARNKIT_DATA elsewhere")
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        data.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch[b"labels"], np.int64))
+    with open(folder / "batches.meta", "rb") as f:
+        classes = [c.decode() for c in pickle.load(f, encoding="bytes")[b"label_names"]]
+    images, labels = np.concatenate(data), np.concatenate(labels)
+    keep = first_per_class(labels, per_class)
+    return torch.from_numpy(images[keep]), torch.from_numpy(labels[keep]), classes
+
+
+def list_folder(folder: Path, split: str, per_class: int | None):
+    """Class names, image files (first ``per_class`` by name per class) and labels."""
+    top = folder / split
+    classes = sorted(d.name for d in top.iterdir() if d.is_dir())
+    if not classes:
+        raise FileNotFoundError(f"{top} has no class folders; expected {split}/<class>/<image>")
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        names = sorted(p for p in os.listdir(top / name)
+                       if os.path.splitext(p)[1].lower() in IMAGE_EXTS)
+        names = names if per_class is None else names[:per_class]
+        files += [os.path.join(top, name, p) for p in names]
+        labels += [label] * len(names)
+    return classes, files, np.asarray(labels, np.int64)
+
+
+def decode_images(files: list[str], progress: bool = True, desc: str = "decode") -> torch.Tensor:
+    """Decode image files into uint8 [n, 3, 32, 32] RGB; a file of another size raises."""
+    from PIL import Image
+
+    out = np.empty((len(files), 32, 32, 3), np.uint8)  # [n, H, W, C]
+    for i, path in enumerate(tqdm(files, desc=desc, disable=not progress, leave=False)):
+        with Image.open(path) as im:
+            if im.size != (32, 32):
+                raise ValueError(f"{path} is {im.size[0]}x{im.size[1]}, expected 32x32")
+            out[i] = np.asarray(im.convert("RGB"))
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def cache_file(cache_dir: Path, folder: Path, split: str, per_class: int | None,
+               files: list[str]) -> Path:
+    """The cache path for one decoded split, keyed by folder, subset and file list."""
+    key = json.dumps([str(folder.resolve()), split, per_class, files])
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    return cache_dir / "cifar10" / f"{split}-{per_class or 'all'}-{digest}.pt"
+
+
+def read_folder(folder: Path, split: str, per_class: int | None, *, cache: bool,
+                cache_dir: Path, progress: bool):
+    """Images uint8, labels and classes from an image folder, through the cache."""
+    classes, files, labels = list_folder(folder, split, per_class)
+    path = cache_file(cache_dir, folder, split, per_class, files)
+    if cache and path.is_file():
+        saved = torch.load(path, weights_only=True)
+        return saved["images"], saved["labels"], saved["classes"]
+    images = decode_images(files, progress, desc=f"decode CIFAR-10 {split}")
+    labels = torch.from_numpy(labels)
+    if cache:
+        with atomic_path(path) as tmp:
+            torch.save({"images": images, "labels": labels, "classes": classes}, tmp)
+    return images, labels, classes
+
+
+def to_image_set(images: torch.Tensor, labels: torch.Tensor, views: int, max_shift: int,
+                 flip: bool, first_group: int) -> ImageSet:
+    """uint8 images -> float32 ImageSet with ``views`` views per image as one group."""
+    base = first_group + np.arange(len(labels))
+    x, owner = expand_views(images.float(), views, max_shift=max_shift, flip=flip, base_index=base)
+    groups = owner + first_group
+    view = torch.arange(len(owner)) % views
+    ids = [f"{g}-{v}" for g, v in zip(groups.tolist(), view.tolist())]
+    return ImageSet(images=x, labels=labels[owner].long(), groups=groups, ids=ids)
+
+
+def load_cifar10(root=None, train_per_class: int | None = None, test_per_class: int | None = None,
+                 views: int = 1, max_shift: int = 2, flip: bool = True, download: bool = True,
+                 cache: bool = True, cache_dir: str | os.PathLike | None = None,
+                 progress: bool = True) -> SourceData:
+    """The CIFAR-10 source (see the module docstring for where it looks).
+
+    ``train_per_class`` / ``test_per_class``: keep the first n images of each class
+    (by file name, or file order for the pickle layout); None keeps all.
+    ``views``, ``max_shift``, ``flip``: the group construction (1 = one group per image).
+    ``download``: fetch with torchvision when no copy is found.
+    ``cache`` / ``cache_dir``: the decoded-image cache (default ``./data/cache``).
+    """
+    for name, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1 or None (all), got {value!r}")
+    found = find_cifar10(root)
+    if found is None:
+        if not download:
+            raise FileNotFoundError(_missing_message(data_root(root)))
+        found = download_cifar10(root)
+    kind, folder = found
+    cache_dir = Path(cache_dir) if cache_dir is not None else Path.cwd() / "data" / "cache"
+    parts = {}
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        if kind == "pickle":
+            parts[split] = read_pickle(folder, split, per_class)
+        else:
+            parts[split] = read_folder(folder, split, per_class, cache=cache,
+                                       cache_dir=cache_dir, progress=progress)
+    if parts["train"][2] != parts["test"][2]:
+        raise ValueError(f"train and test classes differ under {folder}: "
+                         f"{parts['train'][2]} vs {parts['test'][2]}")
+    n_train = len(parts["train"][1])
+    train = to_image_set(*parts["train"][:2], views, max_shift, flip, first_group=0)
+    test = to_image_set(*parts["test"][:2], views, max_shift, flip, first_group=n_train)
+    return SourceData(name="cifar10", train=train, test=test, classes=list(parts["train"][2]))

@@ -1,0 +1,279 @@
+"""Train and evaluate K models of one architecture at once, each exactly as if alone.
+
+One model at batch 64 cannot fill a GPU: its time goes to kernel launches. Here K
+models are folded into one channel-stacked network (:mod:`unlearnkit.fused_net`), so
+each layer is one grouped kernel for all K, and on CUDA the forward and backward pass
+of a step is captured once as a CUDA graph and replayed.
+
+Each model keeps the semantics of :func:`unlearnkit.train.train` for its seed: its own
+initialisation (:func:`~unlearnkit.train.init_model`), its own data order (the
+permutation sequence of ``TensorLoader(data, batch_size, shuffle=True, seed=seed)``),
+Adam with L2 weight decay, the cosine schedule stepped per epoch, class-weighted
+cross-entropy and its own BatchNorm running statistics. The loss is the sum of the K
+models' mean losses, so no gradient mixes models, and one Adam over the stacked
+tensors is K independent Adams (Adam is element-wise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data.base import ImageSet
+from .fused_net import build_wide, split_outputs, unstack_state
+from .models import build_model
+from .train import TrainConfig, class_weights, init_model
+
+_CHUNKS = {("cuda", "resnet18"): 64, ("cuda", "small_cnn"): 256,
+           ("cpu", "resnet18"): 2, ("cpu", "small_cnn"): 8}
+
+
+def default_chunk(model_name: str, device: str | torch.device) -> int:
+    """How many models to train together on ``device`` (measured: docs/performance.md)."""
+    kind = torch.device(device).type
+    return _CHUNKS.get((kind, model_name), 32 if kind == "cuda" else 4)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when enabled (cache off: CUDA graphs need it); else a no-op."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
+    return contextlib.nullcontext()
+
+
+def summed_loss(logits: torch.Tensor, y: torch.Tensor,
+                weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over models of each model's (class-weighted) mean cross-entropy.
+
+    ``logits`` [B, K*C] from the wide network, ``y`` [B, K]. Returns the scalar to
+    backpropagate and the K per-model losses (detached) [K].
+    """
+    b, k = y.shape
+    per_item = F.cross_entropy(logits.float().view(b, k, -1).transpose(1, 2), y,
+                               weight=weight, reduction="none")  # [B, K], w[y] * nll
+    if weight is None:
+        per_model = per_item.mean(0)  # [K]
+    else:
+        per_model = per_item.sum(0) / weight[y].sum(0)  # [K]
+    return per_model.sum(), per_model.detach()
+
+
+class FusedTrainer:
+    """One optimisation step at a time for K networks of one architecture, fused.
+
+    ``states`` are the K initial state_dicts. ``step(x, y)`` takes the K batches already
+    stacked (``x`` [B, K*3, H, W], ``y`` [B, K]; see :func:`gather_batch`). On CUDA,
+    ``cuda_graph`` captures forward and backward of full-size batches after a few
+    eager steps and replays the graph; a batch of another size (an epoch's last) runs
+    eagerly. ``cfg.amp`` (bf16 autocast) and ``cfg.channels_last`` apply on CUDA only,
+    as in :func:`unlearnkit.train.train`.
+    """
+
+    warmup_steps = 3
+    """Eager steps (real training steps, on a side stream) before a graph is captured."""
+
+    def __init__(self, model_name: str, states: list[dict], cfg: TrainConfig, *,
+                 weight: torch.Tensor | None, device: str | torch.device = "cpu",
+                 num_classes: int = 10, cuda_graph: bool = True):
+        self.device = torch.device(device)
+        self.k, self.cfg = len(states), cfg
+        self.on_cuda = self.device.type == "cuda"
+        with torch.device("meta"):
+            template = build_model(model_name, num_classes)
+        self.net = build_wide(template, states, self.device).train()
+        self.channels_last = cfg.channels_last and self.on_cuda
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        self.weight = None if weight is None else weight.to(self.device)
+        self.params = list(self.net.parameters())
+        extra = {"fused": True} if self.on_cuda else {}
+        self.opt = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
+        self.sched = (torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=cfg.epochs)
+                      if cfg.cosine else None)
+        self.use_graph = cuda_graph and self.on_cuda
+        self.graph: _GraphedPass | None = None
+        self.full_batch = cfg.batch_size
+        self.steps_done = 0
+
+    def _pass(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Forward and backward of one stacked batch; returns per-model losses [K]."""
+        with _autocast(self.device, self.cfg.amp):
+            logits = self.net(x)  # [B, K*C]
+        total, per_model = summed_loss(logits, y, self.weight)
+        total.backward()
+        return per_model
+
+    def _eager(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One forward/backward without a graph (fresh gradient tensors)."""
+        for p in self.params:
+            p.grad = None
+        if not (self.use_graph and self.graph is None):
+            return self._pass(x, y)
+        side = torch.cuda.Stream(self.device)  # warm-up before capture: on a side stream
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            per_model = self._pass(x, y)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        return per_model
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One Adam step of all K models on stacked batches; per-model losses [K]."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        graphable = self.use_graph and x.shape[0] == self.full_batch
+        if graphable and self.graph is None and self.steps_done >= self.warmup_steps:
+            self.graph = self._capture(x, y)
+        if graphable and self.graph is not None:
+            per_model = self.graph.run(x, y)
+        else:
+            per_model = self._eager(x, y)
+        self.opt.step()
+        self.steps_done += 1
+        return per_model.clone()
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> _GraphedPass | None:
+        """Capture the forward/backward pass; on failure warn and stay eager."""
+        try:
+            return _GraphedPass(self, x, y)
+        except Exception as err:  # capture is an optimisation: never fail training on it
+            warnings.warn(f"CUDA graph capture failed ({type(err).__name__}: {err}); "
+                          "training eagerly instead", RuntimeWarning, stacklevel=2)
+            self.use_graph = False
+            for p in self.params:
+                p.grad = None
+            return None
+
+    def end_epoch(self) -> None:
+        """Step the cosine schedule, as the one-model loop does after each epoch."""
+        if self.sched is not None:
+            self.sched.step()
+
+    def states(self) -> list[dict]:
+        """The K models' state_dicts on the CPU (eval-ready: running statistics included)."""
+        return unstack_state(self.net.state_dict(), self.k, "cpu")
+
+
+class _GraphedPass:
+    """A CUDA graph of one forward/backward pass, with static input and gradient buffers."""
+
+    def __init__(self, trainer: FusedTrainer, x: torch.Tensor, y: torch.Tensor):
+        self.params = trainer.params
+        self.x, self.y = x.clone(), y.clone()
+        for p in self.params:
+            p.grad = None
+        torch.cuda.synchronize(trainer.device)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.per_model = trainer._pass(self.x, self.y)  # [K], static
+        self.grads = [p.grad for p in self.params]
+
+    def run(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Replay on new batches; leaves the gradients in ``p.grad`` for the optimiser."""
+        self.x.copy_(x)
+        self.y.copy_(y)
+        for p, g in zip(self.params, self.grads):
+            p.grad = g  # an eager step in between may have replaced them
+        self.graph.replay()
+        return self.per_model
+
+
+def epoch_orders(gens: list[torch.Generator], n: int, device: torch.device) -> torch.Tensor:
+    """Each model's next permutation of ``n`` items, as ``TensorLoader`` draws it: [K, n]."""
+    return torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+
+
+def gather_batch(images: torch.Tensor, labels: torch.Tensor,
+                 idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacked batch for index columns ``idx`` [K, B]: x [B, K*3, H, W], y [B, K]."""
+    cols = idx.t()  # [B, K]
+    return images[cols].flatten(1, 2), labels[cols]
+
+
+def _check_args(data: ImageSet, seeds, chunk: int | None) -> list[int]:
+    """Validate ``train_many``'s inputs; the seeds as a list of ints."""
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty: pass one seed per model to train")
+    if not all(isinstance(s, (int, np.integer)) for s in seeds):
+        raise ValueError(f"seeds must be integers, got {seeds[:5]}")
+    if len(data) == 0:
+        raise ValueError("the training set is empty")
+    if chunk is not None and chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    return [int(s) for s in seeds]
+
+
+def train_many(model_name: str, data: ImageSet, seeds: list[int], cfg: TrainConfig | None = None,
+               *, device: str | torch.device = "cpu", num_classes: int = 10,
+               chunk: int | None = None, cuda_graph: bool = True,
+               progress: bool = True) -> list[dict]:
+    """Train one model per seed with the recipe, ``chunk`` models at a time, fused.
+
+    Model i ends as ``train(init_model(model_name, seeds[i]), data, cfg, seed=seeds[i])``
+    would (to float rounding). Returns the state_dicts on the CPU, in the order of
+    ``seeds``, loadable with :func:`unlearnkit.models.load_state`.
+    """
+    cfg = cfg or TrainConfig()
+    seeds = _check_args(data, seeds, chunk)
+    device = torch.device(device)
+    chunk = chunk or default_chunk(model_name, device)
+    steps = cfg.epochs * math.ceil(len(data) / cfg.batch_size)
+    bar = tqdm(total=steps * math.ceil(len(seeds) / chunk), desc=f"train x{len(seeds)}",
+               unit="step", disable=not progress, leave=False)
+    images, labels = data.images.to(device), data.labels.to(device)
+    weight = class_weights(data.labels, num_classes) if cfg.class_weighted else None
+    out: list[dict] = []
+    for i in range(0, len(seeds), chunk):
+        group = seeds[i:i + chunk]
+        states = [init_model(model_name, s, num_classes).state_dict() for s in group]
+        trainer = FusedTrainer(model_name, states, cfg, weight=weight, device=device,
+                               num_classes=num_classes, cuda_graph=cuda_graph)
+        _run_epochs(trainer, images, labels, group, bar)
+        out.extend(trainer.states())
+        del trainer, states
+    bar.close()
+    return out
+
+
+def _run_epochs(trainer: FusedTrainer, images: torch.Tensor, labels: torch.Tensor,
+                seeds: list[int], bar) -> None:
+    """All epochs of one chunk: each model's own shuffled order, batch by batch."""
+    n, bs = len(labels), trainer.cfg.batch_size
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    for _ in range(trainer.cfg.epochs):
+        order = epoch_orders(gens, n, images.device)  # [K, n]
+        for start in range(0, n, bs):
+            x, y = gather_batch(images, labels, order[:, start:start + bs])
+            per_model = trainer.step(x, y)
+            bar.update(1)
+        trainer.end_epoch()
+        bar.set_postfix(loss=f"{per_model.mean().item():.3f}")
+
+
+@torch.no_grad()
+def predict_logits_many(model_name: str, states: list[dict], data: ImageSet, *,
+                        device: str | torch.device = "cpu", batch_size: int = 256,
+                        chunk: int | None = None, num_classes: int = 10) -> np.ndarray:
+    """Logits (eval mode, float32) of each of K models on every item of ``data``: [K, n, C]."""
+    if not states:
+        raise ValueError("states is empty: pass at least one state_dict")
+    device = torch.device(device)
+    chunk = chunk or default_chunk(model_name, device)
+    with torch.device("meta"):
+        template = build_model(model_name, num_classes)
+    out = np.zeros((len(states), len(data), num_classes), np.float32)
+    for i in range(0, len(states), chunk):
+        group = states[i:i + chunk]
+        wide = build_wide(template, group, device).eval()
+        for j in range(0, len(data), batch_size):
+            x = data.images[j:j + batch_size].to(device)  # [b, 3, H, W]
+            logits = wide(x.repeat(1, len(group), 1, 1))  # [b, K*C]
+            out[i:i + len(group), j:j + len(x)] = split_outputs(logits.float(), len(group)).cpu().numpy()
+        del wide
+    return out

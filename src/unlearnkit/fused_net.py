@@ -1,0 +1,140 @@
+"""K networks of one architecture folded into one channel-stacked network.
+
+Model k owns the k-th block of channels everywhere: a ``Conv2d(in, out)`` becomes a
+``Conv2d(K*in, K*out, groups=K)``, a ``BatchNorm2d(C)`` a ``BatchNorm2d(K*C)`` (per-channel
+statistics are per-model statistics, running ones included), a ``Linear(in, out)`` a
+:class:`StackedLinear`. Element-wise and per-channel modules (ReLU, pooling, identity)
+work unchanged, so one pass of the wide network runs the K networks on K different
+batches with one kernel per layer instead of K.
+
+Every tensor of the wide network's state is the K networks' tensors concatenated along
+dim 0 under the same key (scalars such as ``num_batches_tracked`` are shared), so states
+go in and out with :func:`stack_states` / :func:`unstack_state`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class StackedLinear(nn.Module):
+    """K independent ``Linear(in, out)`` layers on the K channel blocks of ``[B, K*in]``.
+
+    The weight is stored as ``[K*out, in]`` and the bias as ``[K*out]`` so that, like
+    every other tensor here, model k's part is the k-th chunk along dim 0.
+    """
+
+    def __init__(self, k: int, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.k, self.in_features, self.out_features = k, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(k * out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(k * out_features)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        xs = x.reshape(b, self.k, self.in_features).transpose(0, 1)  # [K, B, in]
+        w = self.weight.view(self.k, self.out_features, self.in_features)  # [K, out, in]
+        if self.bias is None:
+            y = torch.bmm(xs, w.transpose(1, 2))  # [K, B, out]
+        else:
+            bias = self.bias.view(self.k, 1, self.out_features)  # [K, 1, out]
+            y = torch.baddbmm(bias, xs, w.transpose(1, 2))  # [K, B, out]
+        return y.transpose(0, 1).reshape(b, self.k * self.out_features)  # [B, K*out]
+
+
+def _wide_conv(m: nn.Conv2d, k: int) -> nn.Conv2d:
+    """``m`` for K models: K times the channels, K times the groups."""
+    return nn.Conv2d(k * m.in_channels, k * m.out_channels, m.kernel_size, m.stride, m.padding,
+                     m.dilation, k * m.groups, m.bias is not None, m.padding_mode)
+
+
+def _wide_bn(m: nn.BatchNorm2d, k: int) -> nn.BatchNorm2d:
+    """``m`` for K models: K times the channels, same eps and momentum."""
+    return nn.BatchNorm2d(k * m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+
+
+def _wide_linear(m: nn.Linear, k: int) -> StackedLinear:
+    """``m`` for K models, as a :class:`StackedLinear`."""
+    return StackedLinear(k, m.in_features, m.out_features, m.bias is not None)
+
+
+_WIDEN = {nn.Conv2d: _wide_conv, nn.BatchNorm2d: _wide_bn, nn.Linear: _wide_linear}
+
+
+def widen(net: nn.Module, k: int) -> nn.Module:
+    """A network that runs K copies of ``net``'s architecture side by side (structure only).
+
+    Parameters and buffers are left uninitialised (built on the meta device, so no
+    time goes into initialising K networks): load a state from :func:`stack_states`
+    after ``to_empty``. Raises ``ValueError`` for a layer with its own parameters or
+    buffers that has no stacked form here (the fused trainer would silently mix the
+    models through it).
+    """
+    if k < 1:
+        raise ValueError(f"the number of stacked models must be >= 1, got {k}")
+    with torch.device("meta"):
+        wide = copy.deepcopy(net).to("meta")
+        _widen_children(wide, k, prefix="")
+    return wide
+
+
+def _widen_children(module: nn.Module, k: int, prefix: str) -> None:
+    """Replace, in place and recursively, every leaf layer of ``module`` by its wide form."""
+    for name, child in module.named_children():
+        path = f"{prefix}{name}"
+        make = _WIDEN.get(type(child))
+        if make is not None:
+            setattr(module, name, make(child, k))
+        elif any(True for _ in child.children()):
+            _widen_children(child, k, prefix=path + ".")
+        elif any(True for _ in child.parameters(recurse=False)) or any(
+                True for _ in child.buffers(recurse=False)):
+            raise ValueError(
+                f"cannot fuse layer {path!r} of type {type(child).__name__}: only Conv2d, "
+                "BatchNorm2d, Linear and parameter-free per-channel layers can be stacked; "
+                "train this architecture one model at a time with unlearnkit.train.train"
+            )
+
+
+def stack_states(states: list[dict]) -> dict:
+    """One wide state from K states of one architecture: tensors concatenated along dim 0."""
+    if not states:
+        raise ValueError("need at least one state to stack")
+    out = {}
+    for key, first in states[0].items():
+        if first.dim() == 0:
+            out[key] = first.clone()  # shared scalar, e.g. num_batches_tracked
+        else:
+            out[key] = torch.cat([s[key] for s in states], dim=0)
+    return out
+
+
+def unstack_state(state: dict, k: int, device: str | torch.device = "cpu") -> list[dict]:
+    """The K states in a wide ``state``, as contiguous tensors on ``device``."""
+    parts: list[dict] = [{} for _ in range(k)]
+    for key, value in state.items():
+        value = value.detach()
+        chunks = [value] * k if value.dim() == 0 else value.chunk(k, dim=0)
+        for part, chunk in zip(parts, chunks):
+            part[key] = chunk.to(device, memory_format=torch.contiguous_format).clone()
+    return parts
+
+
+def build_wide(template: nn.Module, states: list[dict], device: str | torch.device) -> nn.Module:
+    """The wide network of ``template``'s architecture holding ``states``, on ``device``."""
+    wide = widen(template, len(states)).to_empty(device=device)
+    wide.load_state_dict(stack_states(states))
+    return wide
+
+
+def stack_inputs(x: torch.Tensor) -> torch.Tensor:
+    """K batches ``[K, B, 3, H, W]`` as the wide network's input ``[B, K*3, H, W]``."""
+    return x.transpose(0, 1).flatten(1, 2)
+
+
+def split_outputs(out: torch.Tensor, k: int) -> torch.Tensor:
+    """The wide network's output ``[B, K*C]`` as the K models' logits ``[K, B, C]``."""
+    return out.view(out.shape[0], k, -1).transpose(0, 1)

@@ -1,0 +1,149 @@
+"""Where the submission notebook reads and writes, what it runs on, and which method.
+
+Everything here is decided and checked in the notebook's first cells, before any long
+work: the folders (Kaggle's defaults, overridable by environment variables for local
+runs), the device (a GPU is required on Kaggle; locally the CPU is allowed with a
+warning) and the method with its hyperparameters (it must exist and serve the
+competition's sample-level forget set). Inlined into the notebook, so it imports only
+what Kaggle's image has.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+COMPETITION = "neurips-2023-machine-unlearning"
+DEFAULT_INPUT_DIR = f"/kaggle/input/{COMPETITION}"
+DEFAULT_WORK_DIR = "/kaggle/tmp"
+ENV_INPUT_DIR = "UNLEARNKIT_INPUT_DIR"
+ENV_WORK_DIR = "UNLEARNKIT_WORK_DIR"
+ENV_OUTPUT_DIR = "UNLEARNKIT_OUTPUT_DIR"
+ENV_NUM_CHECKPOINTS = "UNLEARNKIT_NUM_CHECKPOINTS"
+SPLITS = ("retain", "forget", "validation")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The notebook's folders, number of checkpoints and time budget."""
+
+    input_dir: Path
+    """The competition's input folder (CSVs, images/, original_model.pth)."""
+    work_dir: Path
+    """Where ``unlearned_checkpoint_{i}.pth`` go (``/kaggle/tmp``: outside the output quota)."""
+    output_dir: Path
+    """Where ``submission.zip`` goes (the current directory: ``/kaggle/working`` on Kaggle)."""
+    num_checkpoints: int
+    """Unlearning runs, one checkpoint each (the competition wants 512)."""
+    budget_s: float
+    """Wall-time budget of the whole notebook, in seconds (Kaggle stops at 8 h)."""
+
+    @classmethod
+    def from_env(cls, num_checkpoints: int, budget_hours: float,
+                 environ: dict | None = None) -> Settings:
+        """The notebook's configuration, overridden by ``UNLEARNKIT_*`` variables if set."""
+        env = os.environ if environ is None else environ
+        n = env.get(ENV_NUM_CHECKPOINTS, "").strip()
+        if n:
+            try:
+                num_checkpoints = int(n)
+            except ValueError:
+                raise ValueError(f"{ENV_NUM_CHECKPOINTS}={n!r} is not an integer") from None
+        if int(num_checkpoints) < 1:
+            raise ValueError(f"the number of checkpoints must be >= 1, got {num_checkpoints}")
+        if not float(budget_hours) > 0:
+            raise ValueError(f"the time budget must be > 0 hours, got {budget_hours}")
+        return cls(
+            input_dir=Path(env.get(ENV_INPUT_DIR) or DEFAULT_INPUT_DIR),
+            work_dir=Path(env.get(ENV_WORK_DIR) or DEFAULT_WORK_DIR),
+            output_dir=Path(env.get(ENV_OUTPUT_DIR) or "."),
+            num_checkpoints=int(num_checkpoints),
+            budget_s=float(budget_hours) * 3600.0,
+        )
+
+    @property
+    def zip_path(self) -> Path:
+        return self.output_dir / "submission.zip"
+
+    @property
+    def original_path(self) -> Path:
+        return self.input_dir / "original_model.pth"
+
+    @property
+    def empty_run(self) -> bool:
+        """True on Kaggle's public 'commit' run: ``empty.txt`` marks the empty input."""
+        return (self.input_dir / "empty.txt").exists()
+
+    def csv_path(self, split: str) -> Path:
+        return self.input_dir / f"{split}.csv"
+
+
+def on_kaggle(environ: dict | None = None) -> bool:
+    """True inside a Kaggle session (its run-type variable, or its /kaggle/input folder)."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("KAGGLE_KERNEL_RUN_TYPE")) or Path("/kaggle/input").is_dir()
+
+
+def gpu_supported(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether a torch build compiled for ``arch_list`` runs on a GPU of ``capability``.
+
+    It does when it has machine code for exactly that GPU (``sm_XY``) or PTX of an
+    older or equal one (``compute_XY``) that the driver can compile. An empty list
+    (a build that does not say) counts as supported.
+    """
+    if not arch_list:
+        return True
+    cap = capability[0] * 10 + capability[1]
+    for arch in arch_list:
+        kind, _, num = arch.partition("_")
+        if not num.isdigit():
+            continue
+        if (kind == "sm" and int(num) == cap) or (kind == "compute" and int(num) <= cap):
+            return True
+    return False
+
+
+def pick_device(kaggle: bool):
+    """The CUDA device; on Kaggle without a usable GPU raise, elsewhere warn and use the CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        if kaggle:
+            raise RuntimeError(
+                "no GPU in this Kaggle session: 512 runs need one. In the notebook's settings "
+                "choose Accelerator = GPU (P100 or T4), then run it again."
+            )
+        warnings.warn("no GPU found: running on the CPU (fine for a local test, far too slow "
+                      "for 512 checkpoints)", stacklevel=2)
+        return torch.device("cpu")
+    cap = torch.cuda.get_device_capability(0)
+    if not gpu_supported(cap, torch.cuda.get_arch_list()):
+        raise RuntimeError(
+            f"this torch build ({torch.__version__}; kernels for {torch.cuda.get_arch_list()}) "
+            f"has no kernels for the {torch.cuda.get_device_name(0)} (sm_{cap[0]}{cap[1]}): "
+            f"choose another accelerator (e.g. the T4) in the notebook's settings."
+        )
+    return torch.device("cuda")
+
+
+def check_method(name: str, hyperparameters: dict) -> dict:
+    """Resolve ``name``'s hyperparameters; raise unless it serves sample-level forgetting.
+
+    The competition forgets the images of 15 people: a 'sample' scenario. Methods that
+    only remove whole classes cannot serve it.
+    """
+    from unlearnkit.methods import get_method, list_methods, resolve_hyperparameters
+
+    if not isinstance(hyperparameters, dict):
+        raise ValueError(f"HYPERPARAMETERS must be a dict, got {type(hyperparameters).__name__}")
+    spec = get_method(name)  # raises for an unknown name, listing the valid ones
+    if "sample" not in spec.scenarios:
+        usable = [m for m in list_methods() if "sample" in get_method(m).scenarios]
+        raise ValueError(
+            f"method {name!r} serves only {'/'.join(spec.scenarios)} scenarios, but the "
+            f"competition's forget set is sample-level (the images of 15 people). Choose one "
+            f"of: {', '.join(usable)}"
+        )
+    return resolve_hyperparameters(name, hyperparameters)
