@@ -35,7 +35,7 @@ GUARD_AFTER_RUNS = 3  # the time guard's first projection comes after this many 
 # It is unpacked to a temporary folder that goes first on `sys.path`.
 
 # %% jupyter={"source_hidden": true}
-import time
+import time  # noqa: E402
 
 NOTEBOOK_START = time.time()  # the time guard counts the whole notebook, loading included
 KIT_ZIP_BASE64 = """
@@ -135,7 +135,7 @@ def original_model():
 # %% [markdown]
 # ## The runs and the submission
 # Run `i` uses seed `i`, a fresh network and fresh loaders; nothing is shared between runs.
-# Each checkpoint is saved to the work folder and deflated into `submission.zip` at once,
+# Each checkpoint is saved to the work folder and copied into `submission.zip` at once,
 # under the name `zip submission.zip <work dir>/unlearned_*.pth` would give it; the zip
 # appears only once it holds exactly `NUM_CHECKPOINTS` checkpoints. After
 # `GUARD_AFTER_RUNS` runs (and after every run from then on) the time guard projects the

@@ -60,6 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     big = args.model == "resnet18" and not cuda
     args.steps = args.steps or (3 if big else 10 if args.quick else 30)
     args.warmup = args.warmup or (5 if cuda else 2)
+    args.loop_steps = 3 * args.steps if cuda else args.steps  # rows (1), (2): cheap on a GPU
     if args.procs is None:
         args.procs = min(8, os.cpu_count() or 1) if cuda else min(2, os.cpu_count() or 1)
     return args
@@ -112,12 +113,12 @@ def time_procs(args, procs: int) -> float:
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(procs), ctx.Queue()
     threads = max(1, torch.get_num_threads() // procs) if args.device == "cpu" else 1
-    workers = [ctx.Process(target=_proc_worker, args=(r, args.model, args.device, args.steps,
+    workers = [ctx.Process(target=_proc_worker, args=(r, args.model, args.device, args.loop_steps,
                                                       args.warmup, threads, barrier, queue))
                for r in range(procs)]
     for w in workers:
         w.start()
-    results = [queue.get() for _ in workers]
+    results = [queue.get(timeout=300) for _ in workers]
     for w in workers:
         w.join()
     errors = [r for r in results if isinstance(r, str)]
@@ -163,6 +164,8 @@ def time_fused(args, k: int, opts: dict) -> tuple[float, dict]:
         pool = ImageSet(data.images.to(device), data.labels.to(device))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
             trainer = make_trainer(args.model, k, device, opts)
             fused_steps(trainer, pool, args.warmup)
             sync(device)
@@ -173,6 +176,9 @@ def time_fused(args, k: int, opts: dict) -> tuple[float, dict]:
         for w in caught:
             print(f"  warning: {w.message}")
         ran = dict(opts, graph=trainer.graph is not None)
+        if device.type == "cuda":
+            print(f"  K={k} {label(ran)}: peak GPU memory "
+                  f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
         del trainer
         return args.steps * BATCH * k / dt, ran
     finally:
@@ -250,8 +256,24 @@ def train_flops_per_image(model: str) -> float:
     return 2.0 * total[0] * 3
 
 
-def profile_fused(args, k: int, opts: dict) -> dict:
-    """Kernel time vs wall time over a few fused steps, and the achieved FLOP rate."""
+_MATMUL_WORDS = ("conv", "gemm", "xmma", "cutlass", "sm90", "sm80", "wgrad", "dgrad", "fprop")
+
+
+def matmul_peak_tflops(device: torch.device) -> float:
+    """Measured bf16 matrix-product rate of the card (8192^3, median of 5)."""
+    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    times = []
+    for _ in range(7):
+        sync(device)
+        t0 = time.perf_counter()
+        a @ a
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return 2 * 8192 ** 3 / sorted(times[2:])[2] / 1e12
+
+
+def kernel_profile(args, k: int, opts: dict, steps: int) -> dict:
+    """Per step: wall time and summed GPU kernel time, split conv/GEMM vs the rest."""
     from torch.profiler import ProfilerActivity, profile
 
     device = torch.device(args.device)
@@ -260,21 +282,48 @@ def profile_fused(args, k: int, opts: dict) -> dict:
     trainer = make_trainer(args.model, k, device, opts)
     fused_steps(trainer, pool, args.warmup)
     sync(device)
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    steps = max(3, min(args.steps, 10))
-    with profile(activities=acts) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         t0 = time.perf_counter()
         fused_steps(trainer, pool, steps)
         sync(device)
         wall = time.perf_counter() - t0
-    events = [e for e in prof.events() if e.device_type.name == "CUDA"]
-    kernel_s = sum(e.device_time for e in events) / 1e6  # device_time is in us
-    flops = train_flops_per_image(args.model) * BATCH * k * steps
-    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    print(prof.key_averages().table(sort_by=sort, row_limit=12))
-    return {"k": k, "options": label(opts), "steps": steps, "wall_s": wall,
-            "kernel_s": kernel_s, "gpu_busy": kernel_s / wall if device.type == "cuda" else None,
-            "tflops": flops / wall / 1e12, "ms_per_step": 1e3 * wall / steps}
+    kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+    total = sum(e.time_range.elapsed_us() for e in kernels) / 1e6
+    mm = sum(e.time_range.elapsed_us() for e in kernels
+             if any(w in e.name.lower() for w in _MATMUL_WORDS)) / 1e6
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=12))
+    del trainer
+    return {"wall_ms": 1e3 * wall / steps, "kernel_ms": 1e3 * total / steps,
+            "conv_gemm_ms": 1e3 * mm / steps, "kernels_seen": len(kernels)}
+
+
+def profile_fused(args, k: int, opts: dict) -> dict:
+    """What limits the fused path: launches (GPU idle) or the kernels (compute, memory).
+
+    The kernels are counted in an eager run (a profiler may not see inside graph
+    replays); the GPU is busy for kernel time / wall time of the run with ``opts``.
+    """
+    device = torch.device(args.device)
+    steps = max(3, min(args.steps, 10))
+    if device.type != "cuda":
+        t = {kk: time_fused(args, kk, opts)[0] for kk in sorted({1, k})}
+        return {"images_s_by_k": t, "note": "CPU: compute-bound when images/s does not grow with K"}
+    eager = kernel_profile(args, k, dict(opts, graph=False), steps)
+    rate, ran = time_fused(args, k, opts)
+    wall_ms = 1e3 * BATCH * k / rate
+    flops = train_flops_per_image(args.model) * BATCH * k
+    out = {"k": k, "options": label(ran), "ms_per_step": wall_ms,
+           "eager_ms_per_step": eager["wall_ms"], "kernel_ms_per_step": eager["kernel_ms"],
+           "conv_gemm_share": eager["conv_gemm_ms"] / max(eager["kernel_ms"], 1e-9),
+           "gpu_busy": eager["kernel_ms"] / wall_ms, "tflops": flops / wall_ms / 1e9,
+           "peak_bf16_tflops": matmul_peak_tflops(device)}
+    busy = out["gpu_busy"]
+    out["verdict"] = (
+        "launch-bound: the GPU idles between kernels" if busy < 0.7 else
+        f"kernel-bound: GPU busy {busy:.0%}, {out['tflops']:.0f} of "
+        f"{out['peak_bf16_tflops']:.0f} TFLOP/s; {out['conv_gemm_share']:.0%} of kernel "
+        "time in conv/GEMM kernels, the rest in memory-bound ones (BN, elementwise, Adam)")
+    return out
 
 
 def print_table(rows: list[dict], base: float) -> None:
@@ -300,14 +349,15 @@ def main(argv=None) -> int:
     print(f"# {args.model} on {describe_machine(device)}; batch {BATCH}/model, "
           f"{args.steps} timed steps after {args.warmup}", flush=True)
     rows = []
-    t0, t1, n = time_one(args.model, device, args.steps, args.warmup)
+    t0, t1, n = time_one(args.model, device, args.loop_steps, args.warmup)
     base = n / (t1 - t0)
-    rows.append({"setting": "one model, train.train", "images_s": base,
-                 "ms_per_step": 1e3 * (t1 - t0) / args.steps})
+    recipe = "bf16+cl" if device.type == "cuda" else "fp32"  # TrainConfig's defaults
+    rows.append({"setting": f"one model, train.train ({recipe})", "images_s": base,
+                 "ms_per_step": 1e3 * (t1 - t0) / args.loop_steps})
     print(f"one model: {base:,.0f} images/s", flush=True)
     if args.procs > 1:
         try:
-            rate = time_procs(args, args.procs)
+            rate = time_procs(args, args.procs)  # each process: args.loop_steps
             rows.append({"setting": f"{args.procs} processes at once", "images_s": rate})
             print(f"{args.procs} processes: {rate:,.0f} images/s", flush=True)
         except Exception as err:
@@ -341,8 +391,11 @@ def main(argv=None) -> int:
     print_table(rows, base)
     report = {"machine": describe_machine(device), "model": args.model, "rows": rows}
     if args.profile:
-        report["profile"] = profile_fused(args, max(args.ks), opts)
-        print(json.dumps(report["profile"], indent=1))
+        try:
+            report["profile"] = profile_fused(args, max(args.ks), opts)
+            print(json.dumps(report["profile"], indent=1))
+        except Exception as err:  # the table above is already out
+            print(f"profile failed: {type(err).__name__}: {err}")
     if args.json:
         write_json(args.json, report)
     return 0

@@ -78,6 +78,49 @@ def test_fast_equals_dense_on_random_columns(n):
     assert compared >= 20
 
 
+def test_fast_equals_dense_with_confidences_on_the_thresholds():
+    # Put confidences exactly on threshold values (single grid, right and left edges)
+    # so every >=, <= and < decides something; the grids stay put because each side's
+    # min and max (hence ranges and the pooled min and max) are unchanged.
+    rng = np.random.default_rng(31)
+    for n in (8, 16, 41):
+        for _ in range(6):
+            u, r = rng.normal(size=n), rng.normal(size=n) * 1.5 + 0.3
+            pos, neg = sc._sides(u, r)
+            _, _, right, width = sc._interval_grid(pos, neg)
+            j = rng.integers(right.size)
+            pool = np.concatenate([
+                sc._single_grid(pos, neg, True).astype(np.float64),
+                right,
+                np.linspace(right[j] - width - 2.0, right[j] - width + 2.0, num=400),
+            ])
+            for side in (u, r):
+                inner = pool[(pool > side.min()) & (pool < side.max())]
+                idx = [i for i in range(n) if i not in (side.argmin(), side.argmax())]
+                pick = rng.choice(idx, size=len(idx) // 2, replace=False)
+                side[pick] = rng.choice(inner, size=pick.size)
+            assert sc.epsilon_fast(u, r) == sc.epsilon_dense(u, r), (u, r)
+
+
+def test_fast_counts_are_closed_intervals_and_upper_sets():
+    # The fast path's (TP, FP) keys against plain counting, with thresholds placed on
+    # the confidences themselves so that every <= and >= decides.
+    rng = np.random.default_rng(41)
+    for n in (2, 5, 16):
+        pos = rng.integers(0, 6, n) * 0.5
+        neg = rng.integers(0, 6, n) * 0.5
+        values, below_pos, below_neg = sc._merge(pos, neg)
+        edges = np.concatenate([np.unique(np.concatenate([pos, neg])), rng.uniform(-1, 4, 5)])
+        key = sc._single_keys(values, below_pos, below_neg, edges)
+        assert key.tolist() == [(pos >= t).sum() * (n + 1) + (neg >= t).sum() for t in edges]
+        left, right = edges[:, None], edges[None, :]  # every pair, empty ones included
+        key = sc._interval_keys(values, below_pos, below_neg, left, right)
+        for (i, j), k in np.ndenumerate(key):
+            lo, hi = edges[i], edges[j]
+            tp, fp = ((lo <= pos) & (pos <= hi)).sum(), ((lo <= neg) & (neg <= hi)).sum()
+            assert max(k, 0) == tp * (n + 1) + fp
+
+
 def test_fast_equals_dense_at_competition_size():
     rng = np.random.default_rng(7)
     u = rng.normal(size=(512, 3))
@@ -215,6 +258,37 @@ def test_equal_ranges_make_the_originally_negative_side_peakier():
         assert base == as_neg
         differs += base != as_pos
     assert differs >= 2
+
+
+def test_grids_follow_the_spec():
+    # Single: ceil((hi - lo) * 100) float32 points from the pooled min to max.
+    t = sc._single_grid(np.array([0.0, 1.0, 2.5]), np.array([-0.5, 0.25, 1.0]), True)
+    assert t.dtype == np.float32 and t.size == 300 and t[0] == -0.5 and t[-1] == 2.5
+    # Interval: peaky side [1, 2] (w = 1), right edges from 1 + 1 - 2 = 0 to 2 + 2 = 4.
+    peaky, wide = np.array([1.0, 1.5, 2.0]), np.array([0.0, 3.0, 5.0])
+    got_peaky, got_wide, right, width = sc._interval_grid(wide, peaky)
+    assert got_peaky is peaky and got_wide is wide and width == 1.0
+    assert right.size == 400 and right[0] == 0.0 and right[-1] == 4.0
+
+
+def test_interval_closed_at_the_last_right_edge():
+    # P = [0, .5, .625, .75] is peakier (w = .75); Q = [.3, .3, 2.75, 5] (ratio .75/4.7).
+    # Right edges run from 0 + .75 - 2 = -1.25 to exactly .75 + 2 = 2.75, and left edges
+    # stay within 4 of P: Q's 5 is never inside, Q's 2.75 only for r = 2.75 (closed end).
+    # Single thresholds (Q's median 1.525 > P's .5625: Q positive): the best is
+    # t in (.625, .75]: Q>=t 2 (TPR .5), P>=t 1 (FPR .25): log(C - .5) - log(.25) = .693.
+    # Intervals: all of P brings in both .3s (no perfect separation); 3 of P with one Q
+    # (TPR .75, FPR .25, FNR .25) is only [l in (.3, .5], 2.75] holding P {.5, .625, .75}
+    # and Q {2.75}: eps = log(C - .25) - log(.25) = 1.0986, the best of all.
+    p = np.array([0.0, 0.5, 0.625, 0.75])
+    q = np.array([0.3, 0.3, 2.75, 5.0])
+    assert sc.epsilon_dense(p, q) == eps_formula(0.25, 0.25)
+    assert sc.epsilon_fast(p, q) == eps_formula(0.25, 0.25)
+    assert sc.epsilon_fast(q, p) == eps_formula(0.25, 0.25)
+    # Moving Q's point off the edge (2.75 -> 2.76) leaves only the .693 thresholds.
+    q[2] = 2.76
+    assert sc.epsilon_dense(p, q) == eps_formula(0.5, 0.25)
+    assert sc.epsilon_fast(p, q) == eps_formula(0.5, 0.25)
 
 
 def test_identical_columns_score_one():

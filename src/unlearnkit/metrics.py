@@ -171,22 +171,27 @@ def plot_epsilons(epsilons, num_models: int, path, title: str | None = None):
     if int(num_models) < 2:
         raise ValueError(f"num_models: need at least 2, got {num_models}")
     edges = bucket_edges(num_models)
-    top = max(float(eps.max()), float(edges[-1])) + 0.5
+    top = float(edges[-1]) + 1.0  # epsilons beyond are drawn in the last bin
+    zero = int((eps >= edges[-1]).sum())
     fig, ax = plt.subplots(figsize=(7, 4))
     try:
-        ax.hist(eps, bins=np.arange(0, top + 0.25, 0.25), color="tab:blue", alpha=0.8)
+        ax.hist(np.minimum(eps, top - 0.125), bins=np.arange(0, top + 0.125, 0.25),
+                color="tab:blue", alpha=0.8)
         for k, e in enumerate(edges):
             ax.axvline(e, color="gray", linestyle=":", linewidth=1)
             if k < len(edges) - 1:
-                ax.text(e + 0.25, 1.0, f"{2.0**-k:g}", transform=ax.get_xaxis_transform(),
-                        ha="center", va="bottom", fontsize=7, color="gray")
+                label = "1" if k == 0 else f"$2^{{-{k}}}$"
+                ax.text(e + 0.25, 1.0, label, transform=ax.get_xaxis_transform(),
+                        ha="center", va="bottom", fontsize=8, color="gray")
         ax.axvline(edges[-1], color="tab:red", linewidth=1.5,
-                   label=f"max_eps = {max_epsilon(num_models)} (0 points beyond)")
-        ax.set_xlabel("per-example epsilon")
+                   label=f"max_eps = {max_epsilon(num_models)}: {zero} examples at or past it "
+                         "(0 points)")
+        ax.set_xlim(0, top)
+        ax.set_xlabel(f"per-example epsilon (last bin: >= {top - 0.25:g}, cap 50)")
         ax.set_ylabel("forget examples")
         ax.set_title(title or f"epsilons of {eps.size} forget examples, N = {num_models} models",
-                     pad=14)
-        ax.legend(loc="upper right", fontsize=8)
+                     pad=16)
+        ax.legend(loc="best", fontsize=8)
         fig.tight_layout()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=100)

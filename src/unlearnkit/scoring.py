@@ -226,7 +226,7 @@ def _interval_grid(pos: np.ndarray, neg: np.ndarray):
     width = neg_diff if pos_diff > neg_diff else pos_diff
     if pos_diff >= neg_diff:  # equal ranges: the originally negative side is positive
         pos, neg = neg, pos
-    lo = pos.min() - BUFFER
+    lo = pos.min() + width - BUFFER
     hi = pos.max() + BUFFER
     right = np.linspace(lo, hi, num=int(np.ceil((hi - lo) * THRESHOLDS_PER_UNIT)))
     return pos, neg, right, width
@@ -287,38 +287,62 @@ def epsilon_fast(u_col, r_col, *, fma: bool = True, empty_eps: float | None = No
 def _epsilon_fast(u_col, r_col, fma: bool, empty_eps: float | None) -> np.float32:
     """epsilon_fast without the input checks.
 
-    Both sides are merged and sorted once; for any threshold x, ``searchsorted`` gives
-    how many confidences lie below it, and prefix sums split that count by side. A
-    threshold's (TP, FP) pair is encoded as ``tp * (N + 1) + fp``, which is linear in
-    the counts, so an interval's code is code(right) - code(left).
+    A threshold's (TP, FP) counts are encoded as ``tp * (N + 1) + fp`` and looked up in
+    the epsilon table; ``-1`` there marks a dropped threshold.
     """
     pos, neg = _sides(u_col, r_col)
     if _range_rule(pos, neg):
         return _F32(EPSILON_CAP)
     n = pos.shape[0]
-    merged = np.concatenate([pos, neg])  # [2N]
-    order = np.argsort(merged, kind="stable")
-    values = merged[order]
-    below_pos = np.concatenate([[0], np.cumsum(order < n)])  # pos among the first i: [2N+1]
-    below_neg = np.arange(2 * n + 1) - below_pos
+    values, below_pos, below_neg = _merge(pos, neg)
     best = -1.0
     t = _single_grid(pos, neg, fma).astype(np.float64)  # [T]
     if t.size:
-        i = np.searchsorted(values, t, "left")  # confidences < t
-        key = (n - below_pos[i]) * (n + 1) + (n - below_neg[i])  # predicted positive: >= t
+        key = _single_keys(values, below_pos, below_neg, t)
         best = max(best, float(_eps_table(n, _mean_factor(n, t.size))[key].max()))
     peaky, _, right, width = _interval_grid(pos, neg)
     if right.size:
         b_peaky, b_wide = (below_pos, below_neg) if peaky is pos else (below_neg, below_pos)
-        code = b_peaky * (n + 1) + b_wide  # [2N+1]
         shifted = right - width
         left = np.linspace(shifted - BUFFER, shifted + BUFFER, num=NUM_LEFT)  # [400, R]
-        code_r = code[np.searchsorted(values, right, "right")]  # confs <= right: [R]
-        key = code_r - code[np.searchsorted(values, left, "left")]  # [400, R]
-        # left > right gives key <= 0; clipped to entry 0 = (0, 0), which is discarded.
+        key = _interval_keys(values, b_peaky, b_wide, left, right)
+        # left > right gives key <= 0; clipped to entry 0 = (0, 0), which is dropped.
         table = _eps_table(n, _mean_factor(n, left.size))
         best = max(best, float(table.take(key, mode="clip").max()))
     return _finish(best if best >= 0 else float("nan"), empty_eps)
+
+
+def _merge(a: np.ndarray, b: np.ndarray):
+    """Both sides sorted together, and how many of each lie among the first i values.
+
+    Returns (values [2N], below_a [2N+1], below_b [2N+1]): for any x,
+    ``i = searchsorted(values, x, "left")`` makes below_a[i] the count of a < x
+    (``"right"``: a <= x).
+    """
+    merged = np.concatenate([a, b])  # [2N]
+    order = np.argsort(merged, kind="stable")
+    below_a = np.concatenate([[0], np.cumsum(order < a.shape[0])])
+    return merged[order], below_a, np.arange(merged.shape[0] + 1) - below_a
+
+
+def _single_keys(values, below_pos, below_neg, t) -> np.ndarray:
+    """Keys tp * (N + 1) + fp of 'positive iff conf >= t'. # like t"""
+    n = below_pos[-1]
+    i = np.searchsorted(values, t, "left")  # confidences < t
+    return (n - below_pos[i]) * (n + 1) + (n - below_neg[i])
+
+
+def _interval_keys(values, below_pos, below_neg, left, right) -> np.ndarray:
+    """Keys tp * (N + 1) + fp of 'positive iff left <= conf <= right'. # like left
+
+    The key is linear in the counts, so key(right) - key(left) counts the interval;
+    ``left`` broadcasts against ``right`` (here [400, R] against [R]). An empty interval
+    (left > right) gives a key <= 0.
+    """
+    n = below_pos[-1]
+    code = below_pos * (n + 1) + below_neg  # [2N+1]
+    upto_right = code[np.searchsorted(values, right, "right")]  # confs <= right
+    return upto_right - code[np.searchsorted(values, left, "left")]  # minus confs < left
 
 
 # ---------------------------------------------------------------- forget quality

@@ -180,7 +180,7 @@ def set_config(code: str, **values) -> str:
         pattern = re.compile(rf"^{var} = [^#\n]*?(\s*#.*)?$", re.M)
         if not pattern.search(code):
             raise ValueError(f"the configuration cell has no line '{var} = ...'")
-        code = pattern.sub(lambda m, v=value: f"{var} = {v!r}{m.group(1) or ''}", code, count=1)
+        code = pattern.sub(lambda m, n=var, v=value: f"{n} = {v!r}{m.group(1) or ''}", code, count=1)
     return code
 
 

@@ -1,0 +1,105 @@
+"""Score a ``submission.zip`` with the competition metric, on a competition-layout folder.
+
+The checkpoints are read from the zip by file name (``unlearned_checkpoint_{i}.pth`` in
+any folder of it), each checked to be a ``resnet18(num_classes=10)`` state_dict, and
+handed to the harness (:func:`unlearnkit.evaluation.evaluate_states`), which retrains
+the references on the folder's retain set (cached as for ``local-eval``) and scores
+them against the held-out ``test.csv``. A folder made by ``mock-competition`` carries
+its training recipe in ``mock.json``; the references are trained with that recipe,
+else with the scorer's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import torch
+
+from unlearnkit.models import build_model, load_state
+
+from .checkpoints import zip_checkpoint_members
+from .mock import MOCK_FILE
+
+
+def read_states(zip_path: str | os.PathLike, models: int | None = None) -> list[dict]:
+    """The first ``models`` checkpoints (all by default) of a submission zip, checked."""
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise FileNotFoundError(f"submission not found: {zip_path}")
+    members = zip_checkpoint_members(zip_path)
+    if not members:
+        raise ValueError(f"{zip_path} holds no unlearned_checkpoint_*.pth (an empty zip is the "
+                         f"output of Kaggle's commit run, not a submission)")
+    if sorted(members) != list(range(len(members))):
+        raise ValueError(f"{zip_path}: checkpoints are not numbered 0..{len(members) - 1}")
+    n = len(members) if models is None else models
+    if not 2 <= n <= len(members):
+        raise ValueError(f"--models must be between 2 and the {len(members)} checkpoints in "
+                         f"{zip_path}, got {n}")
+    states = []
+    with zipfile.ZipFile(zip_path) as zf:
+        for i in range(n):
+            state = torch.load(io.BytesIO(zf.read(members[i])), map_location="cpu",
+                               weights_only=True)
+            if not isinstance(state, dict):
+                raise ValueError(f"{members[i]} holds a {type(state).__name__}, not a state_dict")
+            load_state(build_model("resnet18"), state, source=members[i])  # the competition's
+            states.append(state)
+    return states
+
+
+def folder_benchmark(data_dir: str | os.PathLike):
+    """The ``competition`` benchmark for ``data_dir``: its own cache key, its mock recipe."""
+    from unlearnkit.benchmarks import load_benchmark
+    from unlearnkit.train import TrainConfig
+
+    data_dir = Path(data_dir)
+    if not (data_dir / "test.csv").is_file():
+        raise FileNotFoundError(f"{data_dir / 'test.csv'} not found: scoring needs a held-out "
+                                f"test set (a folder written by `unlearnkit mock-competition`)")
+    mock = {}
+    if (data_dir / MOCK_FILE).is_file():
+        mock = json.loads((data_dir / MOCK_FILE).read_text())
+    digest = hashlib.sha256()
+    for name in ("retain.csv", "forget.csv", "validation.csv", "test.csv", MOCK_FILE):
+        if (data_dir / name).is_file():
+            digest.update((data_dir / name).read_bytes())
+    return load_benchmark("competition", name=f"competition-{digest.hexdigest()[:10]}",
+                          model=mock.get("model"),
+                          train=TrainConfig.from_dict(mock["train"]) if "train" in mock else None)
+
+
+def score_submission(zip_path: str | os.PathLike, data_dir: str | os.PathLike, *,
+                     models: int | None = None, device: str | None = None, workers: int = 1,
+                     cache_dir: str | None = None, progress: bool = True) -> dict:
+    """The harness's report for the submission's checkpoints on ``data_dir``."""
+    from unlearnkit.evaluation import evaluate_states
+    from unlearnkit.harness import Plan
+
+    bench = folder_benchmark(data_dir)
+    states = read_states(zip_path, models)
+    plan = Plan(device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+                workers=workers, cache_dir=cache_dir, data_root=str(data_dir), progress=progress)
+    return evaluate_states(bench, states, plan, label="submission")
+
+
+def summary_lines(report: dict) -> list[str]:
+    """A few lines a person reads: the score beside both oracles."""
+    oracles = report.get("oracles", {})
+    lines = [
+        f"submission: {report['num_models']} checkpoints on {report['benchmark']}",
+        f"  score {report['score']:.4f}  forget quality {report['forget_quality']:.4f}  "
+        f"retain acc ratio {report['retain_acc_ratio']:.3f}  "
+        f"test acc ratio {report['test_acc_ratio']:.3f}",
+    ]
+    for name in ("retrain", "original"):
+        if name in oracles:
+            o = oracles[name]
+            lines.append(f"  oracle {name:<8} score {o['score']:.4f}  "
+                         f"forget quality {o['forget_quality']:.4f}")
+    return lines

@@ -1,0 +1,135 @@
+"""Fused K-model training ends where K one-model runs end, and evaluates the same.
+
+The reference is :func:`unlearnkit.train.train` per seed. Adam turns a gradient's sign
+into a step of about ``lr``, so where a gradient element is at rounding level the two
+runs can step apart by up to ``2 * lr`` there: for resnet18 the check is that all but a
+sliver of the elements agree to float tolerance and none is further apart than a few
+such steps (a wrong data order, a mixed loss or shared BatchNorm statistics would
+move most elements).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from unlearnkit.data.base import ImageSet
+from unlearnkit.fused import default_chunk, predict_logits_many, train_many
+from unlearnkit.fused_net import widen
+from unlearnkit.models import build_model, load_state
+from unlearnkit.train import TrainConfig, init_model, predict_logits, train
+
+CFG = TrainConfig(epochs=2)
+
+
+def make_data(n: int, seed: int = 0) -> ImageSet:
+    """Random 0-255 images with labels; class 9 absent, so a class weight is 0."""
+    g = torch.Generator().manual_seed(seed)
+    return ImageSet(torch.rand(n, 3, 32, 32, generator=g) * 255,
+                    torch.randint(0, 9, (n,), generator=g))
+
+
+def one_by_one(name: str, data: ImageSet, seeds: list[int], cfg: TrainConfig,
+               device: str = "cpu") -> list[dict]:
+    """The reference: each seed trained alone with the recipe."""
+    return [{k: v.cpu() for k, v in train(init_model(name, s), data, cfg, seed=s, device=device,
+                                          progress=False).state_dict().items()}
+            for s in seeds]
+
+
+def mismatch(state: dict, ref: dict, rtol: float = 1e-4, atol: float = 1e-5) -> tuple[float, float]:
+    """Fraction of elements outside (rtol, atol), and the largest parameter difference.
+
+    Running statistics count in the fraction only: they follow the inputs' 0-255 scale,
+    so an ``lr``-sized step in the first layer moves them by more than ``lr``.
+    """
+    bad = total = 0
+    worst = 0.0
+    assert state.keys() == ref.keys()
+    for key, r in ref.items():
+        a, b = state[key].double(), r.double()
+        assert a.shape == b.shape, key
+        bad += int((~torch.isclose(a, b, rtol=rtol, atol=atol)).sum())
+        total += a.numel()
+        if "running_" not in key:
+            worst = max(worst, float((a - b).abs().max()))
+    return bad / total, worst
+
+
+def test_small_cnn_matches_one_by_one_including_chunks():
+    data, seeds = make_data(128), [3, 7, 11]
+    fused = train_many("small_cnn", data, seeds, CFG, chunk=2, progress=False)  # chunks of 2, 1
+    for state, ref in zip(fused, one_by_one("small_cnn", data, seeds, CFG)):
+        frac, worst = mismatch(state, ref)
+        assert frac < 1e-3 and worst < CFG.lr, (frac, worst)
+
+
+def test_resnet18_matches_one_by_one():
+    data, seeds = make_data(64, 1), [5, 6]
+    fused = train_many("resnet18", data, seeds, CFG, progress=False)
+    refs = one_by_one("resnet18", data, seeds, CFG)
+    for state, ref in zip(fused, refs):
+        frac, worst = mismatch(state, ref)
+        assert frac < 0.02 and worst < 6 * CFG.lr, (frac, worst)
+    logits = predict_logits_many("resnet18", fused, data)
+    for i, ref in enumerate(refs):
+        want = predict_logits(load_state(build_model("resnet18"), ref), data)
+        assert np.linalg.norm(logits[i] - want) < 1e-2 * np.linalg.norm(want)
+
+
+def test_predict_logits_many_equals_predict_logits():
+    data = make_data(70, 2)
+    nets = [init_model("small_cnn", s) for s in range(3)]
+    for i, net in enumerate(nets):  # distinct running statistics per model
+        net.train()
+        net(data.images[i * 20:(i + 1) * 20])
+    got = predict_logits_many("small_cnn", [n.state_dict() for n in nets], data,
+                              batch_size=32, chunk=2)
+    assert got.shape == (3, 70, 10) and got.dtype == np.float32
+    for i, net in enumerate(nets):
+        np.testing.assert_allclose(got[i], predict_logits(net, data), rtol=1e-4, atol=1e-4)
+
+
+def test_states_load_into_the_plain_model():
+    states = train_many("small_cnn", make_data(64), [0], TrainConfig(epochs=1), progress=False)
+    load_state(build_model("small_cnn"), states[0])
+
+
+def test_bad_input_is_explained():
+    data = make_data(8)
+    with pytest.raises(ValueError, match="seeds is empty"):
+        train_many("small_cnn", data, [], progress=False)
+    with pytest.raises(ValueError, match="chunk"):
+        train_many("small_cnn", data, [1], chunk=0, progress=False)
+    with pytest.raises(ValueError, match="cannot fuse layer"):
+        widen(nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm(4)), 2)
+
+
+def test_default_chunk_per_device():
+    assert default_chunk("small_cnn", "cpu") >= 2
+    assert default_chunk("resnet18", "cuda") >= 32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_matches_one_by_one():
+    """On CUDA (fp32, TF32 off): graph-replayed fused training vs one-by-one and eager."""
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        data, seeds = make_data(300, 3), [1, 2]  # 5 batches, the last one short
+        cfg = TrainConfig(epochs=2, amp=False)
+        graphed = train_many("small_cnn", data, seeds, cfg, device="cuda", progress=False)
+        eager = train_many("small_cnn", data, seeds, cfg, device="cuda", cuda_graph=False,
+                           progress=False)
+        refs = one_by_one("small_cnn", data, seeds, cfg, device="cuda")
+        for g, e, r in zip(graphed, eager, refs):
+            assert mismatch(g, e)[0] < 1e-3
+            frac, worst = mismatch(g, r)
+            assert frac < 0.02 and worst < 8 * cfg.lr, (frac, worst)
+        bf16 = train_many("resnet18", data, seeds, TrainConfig(epochs=1), device="cuda",
+                          progress=False)
+        assert all(torch.isfinite(v.float()).all() for s in bf16 for v in s.values())
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old

@@ -1,0 +1,164 @@
+"""The local harness end to end, on a tiny digits benchmark, through the real CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from unlearnkit import harness
+from unlearnkit.cli import main
+from unlearnkit.methods import _REGISTRY, MethodSpec
+from unlearnkit.scoring import forget_quality
+
+TINY = {
+    "description": "tiny digits for tests",
+    "source": "digits",
+    "source_options": {"views": 1},
+    "scenario": "random:0.1",
+    "model": "small_cnn",
+    "num_models": 3,
+    "train": {"epochs": 1, "lr": 1e-3},
+    "method_overrides": {"finetune": {"epochs": 1}},
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One full run (every model trained once); tests start from a copy of its cache."""
+    root = tmp_path_factory.mktemp("built")
+    bench = root / "tiny.yaml"
+    bench.write_text(yaml.safe_dump(TINY))
+    assert run_cli(bench, root) == 0
+    return root
+
+
+@pytest.fixture()
+def bench_file(built, tmp_path):
+    """The tiny benchmark, with the built cache copied into this test's folder."""
+    shutil.copytree(built / "cache", tmp_path / "cache")
+    return built / "tiny.yaml"
+
+
+def run_cli(bench_file, tmp_path, *extra, method="finetune", out="run"):
+    argv = ["local-eval", "--bench", str(bench_file), "--method", method, "--quiet",
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / out), *extra]
+    return main(argv)
+
+
+class Counter:
+    """Wraps harness.run_job, counting jobs by kind."""
+
+    def __init__(self, monkeypatch):
+        self.kinds: list[str] = []
+        real = harness.run_job
+
+        def counted(job):
+            self.kinds.append(job.kind)
+            return real(job)
+
+        monkeypatch.setattr(harness, "run_job", counted)
+
+
+def test_end_to_end_report_matches_saved_confidences(built):
+    out = built / "run"
+    report = json.loads((out / "report.json").read_text())
+    for key in ("benchmark", "method", "hyperparameters", "num_models", "forget_quality",
+                "retain_acc_ratio", "test_acc_ratio", "score", "seconds_per_run",
+                "retrain_seconds", "oracles"):
+        assert key in report, key
+    assert set(report["oracles"]) == {"retrain", "original"}
+    assert report["num_models"] == 3
+    z = np.load(out / "confidences.npz")
+    assert z["unlearned_forget"].shape == z["retrained_forget"].shape
+    assert z["unlearned_forget"].shape[0] == 3
+    fq = forget_quality(z["unlearned_forget"], z["retrained_forget"])
+    assert report["forget_quality"] == pytest.approx(fq.score, abs=0, rel=0)
+    ratios = report["retain_acc_ratio"] * report["test_acc_ratio"]
+    assert report["score"] == pytest.approx(fq.score * ratios)
+    for name in ("report.md", "epsilons.png", "worst_examples.png", "accuracies.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "epsilons.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| finetune |" in (out / "report.md").read_text()
+
+
+def test_second_run_trains_nothing(built, bench_file, tmp_path, monkeypatch):
+    counter = Counter(monkeypatch)
+    assert run_cli(bench_file, tmp_path, out="again") == 0
+    assert counter.kinds == []
+    first = json.loads((built / "run" / "report.json").read_text())
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert again["score"] == first["score"]
+
+
+def test_smaller_n_and_another_method_reuse_the_models(bench_file, tmp_path, monkeypatch):
+    counter = Counter(monkeypatch)
+    assert run_cli(bench_file, tmp_path, "--models", "2", "--set", "epochs=1",
+                   method="random_label", out="rl") == 0
+    assert counter.kinds == ["method", "method"]
+
+
+def test_resume_after_interruption(bench_file, tmp_path, monkeypatch):
+    real = harness._method_run
+    calls = []
+
+    def interrupt_second(ctx, job, device):
+        calls.append(job.seeds[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(ctx, job, device)
+
+    monkeypatch.setattr(harness, "_method_run", interrupt_second)
+    assert run_cli(bench_file, tmp_path, "--set", "epochs=1", method="random_label") == 130
+    monkeypatch.setattr(harness, "_method_run", real)
+    counter = Counter(monkeypatch)
+    assert run_cli(bench_file, tmp_path, "--set", "epochs=1", method="random_label") == 0
+    assert counter.kinds == ["method", "method"]  # only the two runs not finished before
+
+
+def test_corrupted_cache_entry_is_rebuilt(bench_file, tmp_path, monkeypatch):
+    entries = sorted((tmp_path / "cache").glob("*/models/retrain/*.npz"))
+    assert entries
+    entries[1].write_bytes(b"not a zip file")
+    counter = Counter(monkeypatch)
+    assert run_cli(bench_file, tmp_path, out="again") == 0
+    assert counter.kinds == ["retrain"]
+    assert np.load(entries[1])["forget_logits"].ndim == 2
+
+
+def test_failing_method_is_reported_and_exits_nonzero(bench_file, tmp_path, monkeypatch, capsys):
+    finetune = _REGISTRY["finetune"]
+
+    def explode(net, retain, forget, val, *, seed, **hp):
+        if seed == 1:
+            raise RuntimeError("boom on seed 1")
+        return finetune.fn(net, retain, forget, val, seed=seed, **hp)
+
+    monkeypatch.setitem(_REGISTRY, "explode",
+                        dataclasses.replace(finetune, name="explode", fn=explode))
+    assert isinstance(_REGISTRY["explode"], MethodSpec)
+    assert run_cli(bench_file, tmp_path, method="explode") == 1
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert "boom on seed 1" in report["error"]
+    assert "score" not in report
+    assert "boom on seed 1" in capsys.readouterr().err
+
+
+def test_unknown_names_list_the_valid_ones(tmp_path, capsys):
+    assert main(["local-eval", "--bench", "nope", "--quiet"]) == 2
+    assert "digits" in capsys.readouterr().err
+    assert main(["local-eval", "--method", "nope", "--quiet"]) == 2
+    assert "bad_teacher" in capsys.readouterr().err
+
+
+def test_missing_cifar_data_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("UNLEARNKIT_DATA", raising=False)
+    code = main(["local-eval", "--bench", "cifar10-cpu", "--method", "finetune", "--quiet",
+                 "--data", str(tmp_path / "nowhere"), "--cache", str(tmp_path / "c")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "UNLEARNKIT_DATA" in err

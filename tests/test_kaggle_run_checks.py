@@ -1,0 +1,67 @@
+"""The built notebook, executed headless: the empty commit run, bad inputs, the time guard."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import nbformat
+import pytest
+
+from unlearnkit.kaggle.local import NotebookFailed, execute_notebook, notebook_env
+from unlearnkit.kaggle.mock import make_mock_competition
+from unlearnkit.kaggle.notebook import build_notebook, default_output
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def mock_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mock") / "input"
+    make_mock_competition(out, "digits", epochs=0, imbalance=0.5, progress=False)
+    return out
+
+
+def test_empty_txt_gives_an_empty_zip_quickly(tmp_path):
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "empty.txt").write_text("")
+    env = notebook_env(tmp_path / "input", tmp_path / "work", tmp_path / "out")
+    start = time.time()
+    execute_notebook(default_output(), env, cwd=str(tmp_path), timeout=300)
+    assert time.time() - start < 120
+    assert (tmp_path / "out" / "submission.zip").stat().st_size == 0
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_missing_csv_stops_before_any_run(mock_dir, tmp_path):
+    shutil.copytree(mock_dir, tmp_path / "input")
+    (tmp_path / "input" / "validation.csv").unlink()
+    env = notebook_env(tmp_path / "input", tmp_path / "work", tmp_path / "out", 3)
+    with pytest.raises(NotebookFailed) as err:
+        execute_notebook(default_output(), env, cwd=str(tmp_path), timeout=300)
+    assert err.value.ename == "FileNotFoundError" and "validation.csv" in err.value.evalue
+    assert not (tmp_path / "work").exists()
+
+
+def test_an_unknown_method_in_the_edited_cell_stops_at_once(mock_dir, tmp_path):
+    nb = nbformat.read(str(default_output()), as_version=4)
+    nb.cells[1].source = nb.cells[1].source.replace('METHOD = "bad_teacher"', 'METHOD = "nope"')
+    path = tmp_path / "edited.ipynb"
+    path.write_text(json.dumps(nb))
+    env = notebook_env(mock_dir, tmp_path / "work", tmp_path / "out", 3)
+    with pytest.raises(NotebookFailed) as err:
+        execute_notebook(path, env, cwd=str(tmp_path), timeout=300)
+    assert err.value.ename == "ValueError" and "unknown method 'nope'" in err.value.evalue
+    assert not (tmp_path / "work").exists()
+
+
+def test_time_guard_stops_the_notebook(mock_dir, tmp_path):
+    nb = build_notebook(out=tmp_path / "nb.ipynb", budget_hours=1e-6, guard_after_runs=1)
+    env = notebook_env(mock_dir, tmp_path / "work", tmp_path / "out", num_checkpoints=50)
+    with pytest.raises(NotebookFailed) as err:
+        execute_notebook(nb, env, cwd=str(tmp_path), timeout=600)
+    assert err.value.ename == "TimeBudgetExceeded"
+    assert "over the budget" in err.value.evalue and "runs fit" in err.value.evalue
+    assert len(list((tmp_path / "work").iterdir())) == 1  # stopped after the first run
+    assert not (tmp_path / "out" / "submission.zip").exists()

@@ -1,0 +1,57 @@
+"""``unlearnkit score-submission``: a zip's checkpoints scored through the harness."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+import torch
+
+from unlearnkit.cli import main
+from unlearnkit.kaggle import checkpoints as ck
+from unlearnkit.kaggle.mock import make_mock_competition
+from unlearnkit.kaggle.score import read_states
+from unlearnkit.models import build_model, save_checkpoint
+
+
+def _zip(tmp_path, name: str, models: list[str]):
+    """A submission zip holding a fresh network of each of ``models``."""
+    work = tmp_path / f"work-{name}"
+    zip_path = tmp_path / f"{name}.zip"
+    with ck.SubmissionZip(zip_path) as sub:
+        for i, model in enumerate(models):
+            torch.manual_seed(i)
+            sub.add(save_checkpoint(build_model(model), ck.checkpoint_path(work, i)))
+        sub.finish(ck.expect_checkpoints(work, len(models)))
+    return zip_path
+
+
+def test_read_states_checks_the_zip(tmp_path):
+    good = _zip(tmp_path, "good", ["resnet18"] * 3)
+    assert len(read_states(good)) == 3 and len(read_states(good, models=2)) == 2
+    with pytest.raises(ValueError, match="between 2 and the 3"):
+        read_states(good, models=5)
+    with pytest.raises(ValueError, match="does not fit"):
+        read_states(_zip(tmp_path, "cnn", ["resnet18", "small_cnn"]))
+    ck.write_empty_zip(tmp_path / "empty.zip")
+    with pytest.raises(ValueError, match="commit run"):
+        read_states(tmp_path / "empty.zip")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("readme.txt", "no checkpoints")
+    with pytest.raises(ValueError, match="no unlearned_checkpoint"):
+        read_states(tmp_path / "other.zip")
+
+
+@pytest.mark.slow
+def test_score_submission_through_the_harness(tmp_path):
+    data = tmp_path / "input"
+    make_mock_competition(data, "digits", epochs=0, imbalance=0.5, progress=False)
+    zip_path = _zip(tmp_path, "submission", ["resnet18"] * 2)
+    out = tmp_path / "report.json"
+    assert main(["score-submission", str(zip_path), "--data", str(data), "--cache",
+                 str(tmp_path / "cache"), "--out", str(out), "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    assert report["num_models"] == 2 and 0.0 <= report["score"] <= 1.0
+    assert {"retrain", "original"} <= set(report["oracles"])
+    assert report["benchmark_config"]["train"]["epochs"] == 0  # the mock's own recipe
