@@ -6,6 +6,14 @@
 #     name: python3
 # ---
 
+# %%
+# The configuration: the only cell to edit (unlearnkit submission notebook; see below).
+METHOD = "bad_teacher"  # a registered method serving sample-level forgetting
+HYPERPARAMETERS = {}  # overrides of the method's published defaults, e.g. {"lr": 1e-4}
+NUM_CHECKPOINTS = 512  # unlearning runs, one checkpoint each (the competition wants 512)
+TIME_BUDGET_HOURS = 7.5  # the whole notebook's budget; Kaggle stops it at 8 hours
+GUARD_AFTER_RUNS = 3  # the time guard's first projection comes after this many runs
+
 # %% [markdown]
 # # NeurIPS 2023 Machine Unlearning: an unlearnkit submission
 #
@@ -15,19 +23,11 @@
 #
 # This notebook is built by `make notebook` from `notebooks/submission.py` in the unlearnkit
 # repository; the kit's source is inlined below, so it needs no internet, no dataset and
-# installs nothing. **Edit only the next cell** (or rebuild with
+# installs nothing. **Edit only the first cell** (or rebuild with
 # `python scripts/build_notebook.py --method NAME --set key=value`).
 #
 # Local runs: `UNLEARNKIT_INPUT_DIR`, `UNLEARNKIT_WORK_DIR`, `UNLEARNKIT_OUTPUT_DIR` and
 # `UNLEARNKIT_NUM_CHECKPOINTS` override the Kaggle folders and the number of checkpoints.
-
-# %%
-# The configuration: the only cell to edit.
-METHOD = "bad_teacher"  # a registered method serving sample-level forgetting
-HYPERPARAMETERS = {}  # overrides of the method's published defaults, e.g. {"lr": 1e-4}
-NUM_CHECKPOINTS = 512  # unlearning runs, one checkpoint each (the competition wants 512)
-TIME_BUDGET_HOURS = 7.5  # the whole notebook's budget; Kaggle stops it at 8 hours
-GUARD_AFTER_RUNS = 3  # the time guard's first projection comes after this many runs
 
 # %% [markdown]
 # ## The kit, inlined

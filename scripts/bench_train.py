@@ -42,8 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (> 3 on CUDA)")
     p.add_argument("--procs", type=int, default=None, help="processes for row (2); 0 skips it")
     p.add_argument("--options", default="bf16+cl+graph",
-                   help="fused options on CUDA: '+'-joined of bf16, cl (channels_last), graph, "
-                        "cudnn (cudnn.benchmark); 'fp32' for none")
+                   help="fused options: '+'-joined of bf16, cl (channels_last), graph, cudnn "
+                        "(cudnn.benchmark) [CUDA only] and bmm or auto (how convolutions run; "
+                        "else grouped); 'fp32' for none")
     p.add_argument("--sweep", action="store_true",
                    help="also time every option combination at the largest K")
     p.add_argument("--vmap", action="store_true", help="also time a torch.func.vmap probe")
@@ -128,13 +129,17 @@ def time_procs(args, procs: int) -> float:
     return sum(r[2] for r in results) / (end - start)
 
 
+_FLAGS = ("bf16", "cl", "graph", "cudnn")
+
+
 def parse_options(text: str) -> dict:
-    """``'bf16+cl+graph'`` -> flags for the fused trainer."""
-    words = set() if text == "fp32" else set(text.split("+"))
-    unknown = words - {"bf16", "cl", "graph", "cudnn"}
-    if unknown:
-        raise ValueError(f"unknown fused option(s) {sorted(unknown)}; use bf16, cl, graph, cudnn")
-    return {w: w in words for w in ("bf16", "cl", "graph", "cudnn")}
+    """``'bf16+cl+graph+auto'`` -> flags for the fused trainer (``conv``: grouped/bmm/auto)."""
+    words = set(text.split("+")) - {"fp32", "grouped"}
+    unknown = words - set(_FLAGS) - {"bmm", "auto"}
+    if unknown or {"bmm", "auto"} <= words:
+        raise ValueError(f"bad fused options {text!r}; use {'+'.join(_FLAGS)} and one of bmm, auto")
+    conv = "bmm" if "bmm" in words else "auto" if "auto" in words else "grouped"
+    return {**{w: w in words for w in _FLAGS}, "conv": conv}
 
 
 def make_trainer(model: str, k: int, device: torch.device, opts: dict) -> FusedTrainer:
@@ -143,7 +148,7 @@ def make_trainer(model: str, k: int, device: torch.device, opts: dict) -> FusedT
     state = init_model(model, 0).state_dict()
     weight = torch.full((10,), 0.1)
     return FusedTrainer(model, [state] * k, cfg, weight=weight, device=device,
-                        cuda_graph=opts["graph"])
+                        cuda_graph=opts["graph"], conv=opts["conv"])
 
 
 def fused_steps(trainer: FusedTrainer, pool: ImageSet, steps: int) -> None:
@@ -176,6 +181,10 @@ def time_fused(args, k: int, opts: dict) -> tuple[float, dict]:
         for w in caught:
             print(f"  warning: {w.message}")
         ran = dict(opts, graph=trainer.graph is not None)
+        if opts["conv"] == "auto":
+            bmm = [n for n, v in trainer.conv_impls.items() if v == "bmm"]
+            print(f"  K={k} auto: {len(bmm)} of {len(trainer.conv_impls)} convolutions as "
+                  f"batched GEMM: {', '.join(bmm)}")
         if device.type == "cuda":
             print(f"  K={k} {label(ran)}: peak GPU memory "
                   f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
@@ -189,7 +198,7 @@ def time_fused(args, k: int, opts: dict) -> tuple[float, dict]:
 
 def time_fused_safe(args, k: int, opts: dict) -> tuple[float, dict] | None:
     """:func:`time_fused`, falling back to fp32 and then to no graph when an option fails."""
-    tries = [opts, dict(opts, bf16=False), dict(opts, bf16=False, graph=False)]
+    tries = [opts, dict(opts, bf16=False), dict(opts, bf16=False, graph=False, conv="grouped")]
     for attempt in tries:
         try:
             return time_fused(args, k, attempt)
@@ -231,9 +240,9 @@ def time_vmap(args, k: int) -> float:
 
 
 def label(opts: dict) -> str:
-    """``{'bf16': True, ...}`` -> ``'bf16+graph'`` (``'fp32'`` when none is on)."""
-    on = [w for w in ("bf16", "cl", "graph", "cudnn") if opts.get(w)]
-    return "+".join(on) or "fp32"
+    """``{'bf16': True, ...}`` -> ``'bf16+graph+auto'`` (``'fp32'`` when no flag is on)."""
+    on = [w for w in _FLAGS if opts.get(w)] or ["fp32"]
+    return "+".join(on + [opts.get("conv", "grouped")])
 
 
 def train_flops_per_image(model: str) -> float:
@@ -315,14 +324,18 @@ def profile_fused(args, k: int, opts: dict) -> dict:
     out = {"k": k, "options": label(ran), "ms_per_step": wall_ms,
            "eager_ms_per_step": eager["wall_ms"], "kernel_ms_per_step": eager["kernel_ms"],
            "conv_gemm_share": eager["conv_gemm_ms"] / max(eager["kernel_ms"], 1e-9),
+           "kernels_per_step": eager["kernels_seen"] / steps,
+           "mean_kernel_us": 1e3 * eager["kernel_ms"] * steps / max(eager["kernels_seen"], 1),
            "gpu_busy": eager["kernel_ms"] / wall_ms, "tflops": flops / wall_ms / 1e9,
            "peak_bf16_tflops": matmul_peak_tflops(device)}
-    busy = out["gpu_busy"]
+    busy, mean_us = out["gpu_busy"], out["mean_kernel_us"]
     out["verdict"] = (
         "launch-bound: the GPU idles between kernels" if busy < 0.7 else
-        f"kernel-bound: GPU busy {busy:.0%}, {out['tflops']:.0f} of "
-        f"{out['peak_bf16_tflops']:.0f} TFLOP/s; {out['conv_gemm_share']:.0%} of kernel "
-        "time in conv/GEMM kernels, the rest in memory-bound ones (BN, elementwise, Adam)")
+        f"bound by many small kernels ({out['kernels_per_step']:.0f} a step, {mean_us:.1f} us "
+        "each on average: grouped convolutions that loop over groups)" if mean_us < 20 else
+        f"kernel-bound: {out['tflops']:.0f} of {out['peak_bf16_tflops']:.0f} TFLOP/s; "
+        f"{out['conv_gemm_share']:.0%} of kernel time in conv/GEMM kernels, the rest in "
+        "memory-bound ones (BN, elementwise, Adam)")
     return out
 
 
@@ -364,7 +377,7 @@ def main(argv=None) -> int:
             print(f"processes row failed: {type(err).__name__}: {err}")
     opts = parse_options(args.options)
     if device.type != "cuda":
-        opts = dict.fromkeys(opts, False)
+        opts = dict(opts, **dict.fromkeys(_FLAGS, False))
     for k in args.ks:
         res = time_fused_safe(args, k, opts)
         if res is not None:
@@ -374,9 +387,10 @@ def main(argv=None) -> int:
             print(f"K={k} fused ({label(ran)}): {rate:,.0f} images/s", flush=True)
     if args.sweep and device.type == "cuda":
         k = max(args.ks)
-        for combo in ("fp32", "graph", "bf16", "bf16+cl", "bf16+graph", "bf16+cl+graph",
-                      "bf16+cl+graph+cudnn", "bf16+graph+cudnn"):
-            if combo == args.options:
+        for combo in ("fp32", "graph+auto", "bf16+cl+auto", "bf16+cl+graph",
+                      "bf16+cl+graph+bmm", "bf16+graph+bmm", "bf16+graph+auto",
+                      "bf16+cl+graph+cudnn+auto"):
+            if parse_options(combo) == parse_options(args.options):
                 continue
             res = time_fused_safe(args, k, parse_options(combo))
             if res is not None:

@@ -169,3 +169,12 @@ def test_image_ids():
     assert ds.image_path(np.str_("/x"), "12-3").as_posix().endswith("images/12/3.png")
     with pytest.raises(ValueError, match="<person>-<n>"):
         ds.image_path("/x", "123")
+
+
+def test_local_env_paths_are_absolute(tmp_path, monkeypatch):
+    from unlearnkit.kaggle.local import notebook_env
+
+    monkeypatch.chdir(tmp_path)
+    env = notebook_env("in", "work", "out", 3)
+    assert env["UNLEARNKIT_INPUT_DIR"] == str(tmp_path / "in")
+    assert env["UNLEARNKIT_NUM_CHECKPOINTS"] == "3"

@@ -137,7 +137,7 @@ def test_set_config_rewrites_only_the_named_lines():
 def test_build_with_method_and_overrides(tmp_path):
     out = nbk.build_notebook(out=tmp_path / "nb.ipynb", method="finetune",
                              hyperparameters={"lr": 0.002}, num_checkpoints=7)
-    config = nbformat.read(str(out), as_version=4).cells[1].source
+    config = nbformat.read(str(out), as_version=4).cells[0].source
     assert re.search(r"^METHOD = 'finetune'", config, re.M)
     assert re.search(r"^HYPERPARAMETERS = \{'lr': 0.002\}", config, re.M)
     assert re.search(r"^NUM_CHECKPOINTS = 7", config, re.M)
@@ -165,3 +165,11 @@ def test_script_holds_every_code_cell(tmp_path):
     script = nbk.to_script(nbk.default_output())
     compile(script, "submission_script.py", "exec")
     assert "KIT_ZIP_BASE64" in script and "SubmissionZip" in script
+
+
+def test_first_cell_is_the_configuration():
+    first = nbformat.read(str(nbk.default_output()), as_version=4).cells[0]
+    assert first.cell_type == "code"
+    for line in ("METHOD = ", "HYPERPARAMETERS = {}", "NUM_CHECKPOINTS = 512",
+                 "TIME_BUDGET_HOURS = 7.5"):
+        assert re.search(rf"^{re.escape(line)}", first.source, re.M), line

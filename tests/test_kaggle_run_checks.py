@@ -46,7 +46,7 @@ def test_a_missing_csv_stops_before_any_run(mock_dir, tmp_path):
 
 def test_an_unknown_method_in_the_edited_cell_stops_at_once(mock_dir, tmp_path):
     nb = nbformat.read(str(default_output()), as_version=4)
-    nb.cells[1].source = nb.cells[1].source.replace('METHOD = "bad_teacher"', 'METHOD = "nope"')
+    nb.cells[0].source = nb.cells[0].source.replace('METHOD = "bad_teacher"', 'METHOD = "nope"')
     path = tmp_path / "edited.ipynb"
     path.write_text(json.dumps(nb))
     env = notebook_env(mock_dir, tmp_path / "work", tmp_path / "out", 3)

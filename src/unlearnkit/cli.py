@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .kaggle import commands as kaggle_commands
+
 
 def _value(text: str):
     """A ``--set`` value: YAML scalars (numbers, booleans, lists) or the raw string."""
@@ -157,12 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_local_eval(sub)
     add_train_original(sub)
     add_list(sub)
-    try:
-        from .kaggle.commands import register
-    except ImportError:
-        pass
-    else:
-        register(sub)
+    kaggle_commands.register(sub)
     return parser
 
 

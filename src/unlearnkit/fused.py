@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from .data.base import ImageSet
-from .fused_net import build_wide, split_outputs, unstack_state
+from .fused_net import StackedConv2d, build_wide, split_outputs, unstack_state
 from .models import build_model
 from .train import TrainConfig, class_weights, init_model
 
-_CHUNKS = {("cuda", "resnet18"): 64, ("cuda", "small_cnn"): 256,
+_CHUNKS = {("cuda", "resnet18"): 64, ("cuda", "small_cnn"): 128,
            ("cpu", "resnet18"): 2, ("cpu", "small_cnn"): 8}
 
 
@@ -38,6 +40,18 @@ def default_chunk(model_name: str, device: str | torch.device) -> int:
     """How many models to train together on ``device`` (measured: docs/performance.md)."""
     kind = torch.device(device).type
     return _CHUNKS.get((kind, model_name), 32 if kind == "cuda" else 4)
+
+
+def default_conv(device: str | torch.device, cuda_graph: bool = True) -> str:
+    """How stacked convolutions run by default (measured: docs/performance.md).
+
+    Grouped kernels, except on CUDA without graphs: there the per-layer choice
+    (``"auto"``) avoids the launches of grouped kernels that loop over groups (131k vs
+    61k images/s, resnet18, K = 64, H200); with graphs grouped wins (149k vs 134k).
+    """
+    if torch.device(device).type == "cuda" and not cuda_graph:
+        return "auto"
+    return "grouped"
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -64,6 +78,64 @@ def summed_loss(logits: torch.Tensor, y: torch.Tensor,
     return per_model.sum(), per_model.detach()
 
 
+def tune_convs(net: nn.Module, x: torch.Tensor, amp: bool, reps: int = 3) -> dict[str, str]:
+    """Set each stacked convolution of ``net`` to its faster form on batches like ``x``.
+
+    Times forward + backward of every :class:`StackedConv2d` both ways (grouped kernel,
+    batched GEMM) on the inputs it sees in one eval-mode pass (no running statistics
+    change, no gradient is stored). Returns ``{layer: impl}``.
+    """
+    inputs: dict[str, torch.Tensor] = {}
+    convs = {n: m for n, m in net.named_modules() if isinstance(m, StackedConv2d) and m.can_bmm}
+    hooks = [m.register_forward_pre_hook(lambda _m, a, n=n: inputs.setdefault(n, a[0].detach()))
+             for n, m in convs.items()]
+    was_training = net.training
+    with torch.no_grad(), _autocast(x.device, amp):
+        net.eval()(x)
+    net.train(was_training)
+    for h in hooks:
+        h.remove()
+    seen: dict[tuple, str] = {}
+    for name, conv in convs.items():
+        inp = inputs.pop(name)
+        first = inp.data_ptr() == x.data_ptr()  # the images: no input gradient
+        key = (tuple(inp.shape), inp.stride(), inp.dtype, tuple(conv.weight.shape), conv.stride,
+               conv.padding, conv.dilation, first)
+        if key not in seen:
+            times = {impl: _time_conv(conv, impl, inp, not first, amp, reps)
+                     for impl in ("grouped", "bmm")}
+            seen[key] = min(times, key=times.get)
+        conv.impl = seen[key]
+    return {n: m.impl for n, m in convs.items()}
+
+
+def _time_conv(conv: StackedConv2d, impl: str, inp: torch.Tensor, input_grad: bool,
+               amp: bool, reps: int) -> float:
+    """Seconds per forward + backward of ``conv`` in form ``impl`` (after one untimed run)."""
+    conv.impl = impl
+    inp = inp.detach().requires_grad_(input_grad)
+    wrt = [inp, conv.weight] if input_grad else [conv.weight]
+
+    def once():
+        with _autocast(inp.device, amp):
+            out = conv(inp)
+        torch.autograd.grad(out, wrt, grad_outputs=torch.ones_like(out))
+
+    once()
+    _sync(inp.device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        once()
+    _sync(inp.device)
+    return (time.perf_counter() - t0) / reps
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued CUDA work (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class FusedTrainer:
     """One optimisation step at a time for K networks of one architecture, fused.
 
@@ -72,7 +144,10 @@ class FusedTrainer:
     ``cuda_graph`` captures forward and backward of full-size batches after a few
     eager steps and replays the graph; a batch of another size (an epoch's last) runs
     eagerly. ``cfg.amp`` (bf16 autocast) and ``cfg.channels_last`` apply on CUDA only,
-    as in :func:`unlearnkit.train.train`.
+    as in :func:`unlearnkit.train.train`. ``conv`` picks how the stacked convolutions
+    run: ``"grouped"``, ``"bmm"`` (see :class:`~unlearnkit.fused_net.StackedConv2d`) or
+    ``"auto"`` (timed per layer, eagerly, on the first batch: :func:`tune_convs`);
+    default :func:`default_conv`.
     """
 
     warmup_steps = 3
@@ -80,7 +155,10 @@ class FusedTrainer:
 
     def __init__(self, model_name: str, states: list[dict], cfg: TrainConfig, *,
                  weight: torch.Tensor | None, device: str | torch.device = "cpu",
-                 num_classes: int = 10, cuda_graph: bool = True):
+                 num_classes: int = 10, cuda_graph: bool = True, conv: str | None = None):
+        conv = conv or default_conv(device, cuda_graph)
+        if conv not in ("auto", "grouped", "bmm"):
+            raise ValueError(f"conv must be 'auto', 'grouped' or 'bmm', got {conv!r}")
         self.device = torch.device(device)
         self.k, self.cfg = len(states), cfg
         self.on_cuda = self.device.type == "cuda"
@@ -100,6 +178,18 @@ class FusedTrainer:
         self.graph: _GraphedPass | None = None
         self.full_batch = cfg.batch_size
         self.steps_done = 0
+        self.conv_impls: dict[str, str] | None = None
+        if conv != "auto":
+            self.conv_impls = self._set_convs(conv)
+
+    def _set_convs(self, impl: str) -> dict[str, str]:
+        """Run every stacked convolution in form ``impl``."""
+        out = {}
+        for name, m in self.net.named_modules():
+            if isinstance(m, StackedConv2d):
+                m.impl = impl
+                out[name] = impl
+        return out
 
     def _pass(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Forward and backward of one stacked batch; returns per-model losses [K]."""
@@ -126,6 +216,8 @@ class FusedTrainer:
         """One Adam step of all K models on stacked batches; per-model losses [K]."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.conv_impls is None:
+            self.conv_impls = tune_convs(self.net, x, self.cfg.amp and self.on_cuda)
         graphable = self.use_graph and x.shape[0] == self.full_batch
         if graphable and self.graph is None and self.steps_done >= self.warmup_steps:
             self.graph = self._capture(x, y)
@@ -211,12 +303,13 @@ def _check_args(data: ImageSet, seeds, chunk: int | None) -> list[int]:
 
 def train_many(model_name: str, data: ImageSet, seeds: list[int], cfg: TrainConfig | None = None,
                *, device: str | torch.device = "cpu", num_classes: int = 10,
-               chunk: int | None = None, cuda_graph: bool = True,
+               chunk: int | None = None, cuda_graph: bool = True, conv: str | None = None,
                progress: bool = True) -> list[dict]:
     """Train one model per seed with the recipe, ``chunk`` models at a time, fused.
 
     Model i ends as ``train(init_model(model_name, seeds[i]), data, cfg, seed=seeds[i])``
-    would (to float rounding). Returns the state_dicts on the CPU, in the order of
+    would (to float rounding). ``conv``: see :class:`FusedTrainer` (default per device:
+    :func:`default_conv`). Returns the state_dicts on the CPU, in the order of
     ``seeds``, loadable with :func:`unlearnkit.models.load_state`.
     """
     cfg = cfg or TrainConfig()
@@ -233,7 +326,8 @@ def train_many(model_name: str, data: ImageSet, seeds: list[int], cfg: TrainConf
         group = seeds[i:i + chunk]
         states = [init_model(model_name, s, num_classes).state_dict() for s in group]
         trainer = FusedTrainer(model_name, states, cfg, weight=weight, device=device,
-                               num_classes=num_classes, cuda_graph=cuda_graph)
+                               num_classes=num_classes, cuda_graph=cuda_graph,
+                               conv=conv or default_conv(device, cuda_graph))
         _run_epochs(trainer, images, labels, group, bar)
         out.extend(trainer.states())
         del trainer, states

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -45,10 +46,65 @@ class StackedLinear(nn.Module):
         return y.transpose(0, 1).reshape(b, self.k * self.out_features)  # [B, K*out]
 
 
-def _wide_conv(m: nn.Conv2d, k: int) -> nn.Conv2d:
+class StackedConv2d(nn.Conv2d):
+    """A ``Conv2d`` for K models (weight ``[K*out, in, kh, kw]``, groups K), run one of two ways.
+
+    ``impl = "grouped"``: one grouped convolution (cuDNN/oneDNN; some of their grouped
+    kernels loop over the groups). ``impl = "bmm"``: the patches unfolded once and K
+    matrix products in one batched GEMM. Same function, rounding apart;
+    :func:`unlearnkit.fused.tune_convs` picks the faster per layer.
+    """
+
+    def __init__(self, k: int, conv: nn.Conv2d):
+        super().__init__(k * conv.in_channels, k * conv.out_channels, conv.kernel_size,
+                         conv.stride, conv.padding, conv.dilation, k * conv.groups,
+                         conv.bias is not None, conv.padding_mode)
+        self.k = k
+        self.impl = "grouped"
+
+    @property
+    def can_bmm(self) -> bool:
+        """The batched-GEMM form covers zero padding given as numbers, one group per model."""
+        return (self.groups == self.k and self.padding_mode == "zeros"
+                and not isinstance(self.padding, str))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impl == "bmm" and self.can_bmm:
+            return bmm_conv(x, self.weight, self.bias, self.k, self.stride, self.padding,
+                            self.dilation)
+        return super().forward(x)
+
+
+def bmm_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k: int,
+             stride, padding, dilation) -> torch.Tensor:
+    """K convolutions as one batched GEMM over unfolded patches.
+
+    ``x`` [B, K*Cin, H, W] (any memory format), ``weight`` [K*Cout, Cin, kh, kw].
+    Returns [B, K*Cout, Ho, Wo], channels_last when ``x`` is, else contiguous.
+    """
+    b = x.shape[0]
+    cout, cin, kh, kw = weight.shape[0] // k, *weight.shape[1:]
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    xp = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
+    patches = (xp.permute(0, 2, 3, 1)  # [B, Hp, Wp, K*Cin]
+               .unfold(1, dh * (kh - 1) + 1, sh).unfold(2, dw * (kw - 1) + 1, sw))
+    patches = patches[..., ::dh, ::dw]  # [B, Ho, Wo, K*Cin, kh, kw], a view
+    ho, wo = patches.shape[1:3]
+    cols = (patches.reshape(b, ho, wo, k, cin, kh, kw).permute(3, 0, 1, 2, 5, 6, 4)
+            .reshape(k, b * ho * wo, kh * kw * cin))  # [K, B*Ho*Wo, kh*kw*Cin]
+    w = weight.permute(0, 2, 3, 1).reshape(k, cout, kh * kw * cin).transpose(1, 2)
+    if bias is None:
+        out = torch.bmm(cols, w)  # [K, B*Ho*Wo, Cout]
+    else:
+        out = torch.baddbmm(bias.view(k, 1, cout), cols, w)  # [K, B*Ho*Wo, Cout]
+    out = (out.view(k, b, ho, wo, cout).permute(1, 2, 3, 0, 4)
+           .reshape(b, ho, wo, k * cout).permute(0, 3, 1, 2))  # [B, K*Cout, Ho, Wo]
+    return out if x.is_contiguous(memory_format=torch.channels_last) else out.contiguous()
+
+
+def _wide_conv(m: nn.Conv2d, k: int) -> StackedConv2d:
     """``m`` for K models: K times the channels, K times the groups."""
-    return nn.Conv2d(k * m.in_channels, k * m.out_channels, m.kernel_size, m.stride, m.padding,
-                     m.dilation, k * m.groups, m.bias is not None, m.padding_mode)
+    return StackedConv2d(k, m)
 
 
 def _wide_bn(m: nn.BatchNorm2d, k: int) -> nn.BatchNorm2d:

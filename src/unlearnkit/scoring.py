@@ -6,8 +6,12 @@ float32 rates, the float32 torch.linspace grid, float32 epsilons. Two implementa
 
 - ``epsilon_dense``: every (model, threshold) pair compared in [N, T] matrices, as the
   scorer does; slow, used as the test oracle;
-- ``epsilon_fast``: each column sorted once, rates counted with ``np.searchsorted``, and
-  epsilons looked up in a cached table indexed by (true positives, false positives).
+- ``epsilon_fast``: both columns merged and sorted once, every threshold's counts found
+  with ``np.searchsorted``, and epsilons looked up in a cached table indexed by
+  (true positives, false positives). Same epsilons, over 100 times faster.
+
+Checked against a transcription of the scorer run on CUDA (H200): identical epsilons and
+F for N = 16, 41, 100, 512 (docs/scoring.md).
 
 Choices where the spec is silent, each taken from what the scorer's code does:
 
@@ -376,8 +380,9 @@ def forget_quality(
 ) -> ForgetQuality:
     """Forget quality F from two [N models, S examples] confidence matrices (fast path).
 
-    ``workers`` > 1 scores examples in threads (numpy's searchsorted and sort release
-    the GIL); ``progress`` shows a tqdm bar over examples.
+    ``workers`` > 1 scores examples in threads (numpy's searchsorted and sort run
+    without the GIL); ``progress`` shows a tqdm bar over examples. ``empty_eps``: the
+    epsilon of an example with no threshold kept (default: raise NoThresholdKeptError).
     """
     u, r = _check_confs(unlearned_confs, retrained_confs)
 

@@ -28,9 +28,10 @@ class NotebookFailed(RuntimeError):
 
 def notebook_env(input_dir: Path, work_dir: Path, output_dir: Path,
                  num_checkpoints: int | None = None) -> dict[str, str]:
-    """The ``UNLEARNKIT_*`` variables for a local run (Kaggle's own run-type variable unset)."""
-    env = {ENV_INPUT_DIR: str(input_dir), ENV_WORK_DIR: str(work_dir),
-           ENV_OUTPUT_DIR: str(output_dir)}
+    """The ``UNLEARNKIT_*`` variables for a local run, as absolute paths (the kernel may
+    run in another folder)."""
+    env = {ENV_INPUT_DIR: str(Path(input_dir).resolve()), ENV_WORK_DIR: str(Path(work_dir).resolve()),
+           ENV_OUTPUT_DIR: str(Path(output_dir).resolve())}
     if num_checkpoints is not None:
         env[ENV_NUM_CHECKPOINTS] = str(num_checkpoints)
     return env
@@ -89,7 +90,7 @@ def kaggle_local(out: str | os.PathLike, *, source: str = "digits", root=None,
     from .notebook import build_notebook
     from .score import score_submission
 
-    out = Path(out)
+    out = Path(out).resolve()
     times = {}
     start = time.time()
     mock_file = out / "input" / "mock.json"

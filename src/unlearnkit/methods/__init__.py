@@ -26,7 +26,16 @@ from torch import nn
 
 SCENARIOS = ("sample", "class")
 SCENARIO_WORDS = {"sample": "sample-level forgetting", "class": "class removal"}
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "methods"
+
+
+def _config_dir() -> Path | None:
+    """``<repo>/configs/methods`` for a source checkout; None when the package sits too
+    shallow for that (e.g. unpacked into a Kaggle notebook's folder)."""
+    parents = Path(__file__).resolve().parents
+    return parents[3] / "configs" / "methods" if len(parents) > 3 else None
+
+
+CONFIG_DIR = _config_dir()
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,8 @@ def get_method(name: str) -> MethodSpec:
 def _yaml_overrides(name: str, config_path: str | os.PathLike | None) -> dict:
     """Hyperparameters from a YAML file: ``config_path`` (file or folder) or the repo's."""
     if config_path is None:
+        if CONFIG_DIR is None:
+            return {}
         path, required = CONFIG_DIR / f"{name}.yaml", False
     else:
         path, required = Path(config_path), True

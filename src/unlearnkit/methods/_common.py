@@ -226,7 +226,10 @@ def cycle(loader: Iterable, device: torch.device, gen: torch.Generator,
             empty = False
             yield batch
         if empty:
-            raise ValueError("cannot cycle over an empty loader")
+            raise ValueError(
+                "the loader yields fewer than 2 examples: too few to train on "
+                "(BatchNorm needs 2 per batch)"
+            )
 
 
 def finish(net: nn.Module) -> nn.Module:
