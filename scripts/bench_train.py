@@ -43,15 +43,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=None, help="processes for row (2); 0 skips it")
     p.add_argument("--options", default="bf16+cl+graph",
                    help="fused options: '+'-joined of bf16, cl (channels_last), graph, cudnn "
-                        "(cudnn.benchmark) [CUDA only] and bmm or auto (how convolutions run; "
-                        "else grouped); 'fp32' for none")
+                        "(cudnn.benchmark) [CUDA only] and grouped, bmm, split or auto (how "
+                        "convolutions run); 'fp32' for no flag")
     p.add_argument("--sweep", action="store_true",
                    help="also time every option combination at the largest K")
     p.add_argument("--vmap", action="store_true", help="also time a torch.func.vmap probe")
     p.add_argument("--profile", action="store_true",
                    help="say what limits the fused path (kernel time vs wall, FLOP rate)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for rows (1) and (3) (default: torch's; 1 on a busy machine)")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     cuda = args.device.startswith("cuda")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -80,20 +81,43 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class Clock:
+    """Wall and process-CPU seconds of a block, the device synchronised at both ends.
+
+    CPU seconds are the robust number on a shared machine: they do not count the time
+    other processes hold the cores.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self) -> Clock:
+        sync(self.device)
+        self.start, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sync(self.device)
+        self.end = time.perf_counter()
+        self.wall, self.cpu = self.end - self.start, time.process_time() - self._cpu
+
+
 def time_one(model: str, device: torch.device, steps: int, warmup: int,
-             barrier=None) -> tuple[float, float, int]:
-    """Row (1): ``train.train`` for ``steps`` batches after ``warmup``; (start, end, images)."""
+             barrier=None) -> tuple[float, float, float, int]:
+    """Row (1): ``train.train`` for ``steps`` batches after ``warmup``.
+
+    Returns (start, end, CPU seconds, images).
+    """
     cfg = TrainConfig(epochs=1)
     net = init_model(model, 0)
     train(net, random_set(warmup * BATCH, 1), cfg, device=device, progress=False)
     data = random_set(steps * BATCH, 2)
-    sync(device)
     if barrier is not None:
+        sync(device)
         barrier.wait()
-    t0 = time.perf_counter()
-    train(net, data, cfg, device=device, progress=False)
-    sync(device)
-    return t0, time.perf_counter(), steps * BATCH
+    with Clock(device) as c:
+        train(net, data, cfg, device=device, progress=False)
+    return c.start, c.end, c.cpu, steps * BATCH
 
 
 def _proc_worker(rank: int, model: str, device: str, steps: int, warmup: int, threads: int,
@@ -113,7 +137,7 @@ def time_procs(args, procs: int) -> float:
 
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(procs), ctx.Queue()
-    threads = max(1, torch.get_num_threads() // procs) if args.device == "cpu" else 1
+    threads = max(1, (os.cpu_count() or 1) // procs) if args.device == "cpu" else 1
     workers = [ctx.Process(target=_proc_worker, args=(r, args.model, args.device, args.loop_steps,
                                                       args.warmup, threads, barrier, queue))
                for r in range(procs)]
@@ -126,7 +150,7 @@ def time_procs(args, procs: int) -> float:
     if errors:
         raise RuntimeError("; ".join(errors))
     start, end = min(r[0] for r in results), max(r[1] for r in results)
-    return sum(r[2] for r in results) / (end - start)
+    return sum(r[3] for r in results) / (end - start)
 
 
 _FLAGS = ("bf16", "cl", "graph", "cudnn")
@@ -134,11 +158,12 @@ _FLAGS = ("bf16", "cl", "graph", "cudnn")
 
 def parse_options(text: str) -> dict:
     """``'bf16+cl+graph+auto'`` -> flags for the fused trainer (``conv``: grouped/bmm/auto)."""
-    words = set(text.split("+")) - {"fp32", "grouped"}
-    unknown = words - set(_FLAGS) - {"bmm", "auto"}
-    if unknown or {"bmm", "auto"} <= words:
-        raise ValueError(f"bad fused options {text!r}; use {'+'.join(_FLAGS)} and one of bmm, auto")
-    conv = "bmm" if "bmm" in words else "auto" if "auto" in words else "grouped"
+    words = set(text.split("+")) - {"fp32"}
+    convs = words & {"grouped", "bmm", "split", "auto"}
+    if words - set(_FLAGS) - convs or len(convs) > 1:
+        raise ValueError(f"bad fused options {text!r}; use {'+'.join(_FLAGS)} and at most one "
+                         "of grouped, bmm, split, auto")
+    conv = convs.pop() if convs else "grouped"
     return {**{w: w in words for w in _FLAGS}, "conv": conv}
 
 
@@ -159,8 +184,8 @@ def fused_steps(trainer: FusedTrainer, pool: ImageSet, steps: int) -> None:
         trainer.step(*gather_batch(pool.images, pool.labels, idx))
 
 
-def time_fused(args, k: int, opts: dict) -> tuple[float, dict]:
-    """Row (3): images/s of K fused models; also which options really ran."""
+def time_fused(args, k: int, opts: dict) -> dict:
+    """Row (3): K fused models: images/s (wall and CPU) and which options really ran."""
     device = torch.device(args.device)
     old = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = opts["cudnn"]
@@ -173,30 +198,26 @@ def time_fused(args, k: int, opts: dict) -> tuple[float, dict]:
                 torch.cuda.reset_peak_memory_stats(device)
             trainer = make_trainer(args.model, k, device, opts)
             fused_steps(trainer, pool, args.warmup)
-            sync(device)
-            t0 = time.perf_counter()
-            fused_steps(trainer, pool, args.steps)
-            sync(device)
-            dt = time.perf_counter() - t0
+            with Clock(device) as c:
+                fused_steps(trainer, pool, args.steps)
         for w in caught:
             print(f"  warning: {w.message}")
         ran = dict(opts, graph=trainer.graph is not None)
         if opts["conv"] == "auto":
-            bmm = [n for n, v in trainer.conv_impls.items() if v == "bmm"]
-            print(f"  K={k} auto: {len(bmm)} of {len(trainer.conv_impls)} convolutions as "
-                  f"batched GEMM: {', '.join(bmm)}")
+            print(f"  K={k} auto chose: {trainer.conv_impls}")
         if device.type == "cuda":
             print(f"  K={k} {label(ran)}: peak GPU memory "
                   f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
         del trainer
-        return args.steps * BATCH * k / dt, ran
+        images = args.steps * BATCH * k
+        return {"images_s": images / c.wall, "cpu_images_s": images / c.cpu, "ran": ran}
     finally:
         torch.backends.cudnn.benchmark = old
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
 
-def time_fused_safe(args, k: int, opts: dict) -> tuple[float, dict] | None:
+def time_fused_safe(args, k: int, opts: dict) -> dict | None:
     """:func:`time_fused`, falling back to fp32 and then to no graph when an option fails."""
     tries = [opts, dict(opts, bf16=False), dict(opts, bf16=False, graph=False, conv="grouped")]
     for attempt in tries:
@@ -231,12 +252,10 @@ def time_vmap(args, k: int) -> float:
 
     for _ in range(args.warmup):
         step()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    sync(device)
-    return args.steps * BATCH * k / (time.perf_counter() - t0)
+    with Clock(device) as c:
+        for _ in range(args.steps):
+            step()
+    return args.steps * BATCH * k / c.wall
 
 
 def label(opts: dict) -> str:
@@ -290,12 +309,10 @@ def kernel_profile(args, k: int, opts: dict, steps: int) -> dict:
     pool = ImageSet(data.images.to(device), data.labels.to(device))
     trainer = make_trainer(args.model, k, device, opts)
     fused_steps(trainer, pool, args.warmup)
-    sync(device)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        t0 = time.perf_counter()
-        fused_steps(trainer, pool, steps)
-        sync(device)
-        wall = time.perf_counter() - t0
+        with Clock(device) as c:
+            fused_steps(trainer, pool, steps)
+    wall = c.wall
     kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
     total = sum(e.time_range.elapsed_us() for e in kernels) / 1e6
     mm = sum(e.time_range.elapsed_us() for e in kernels
@@ -315,10 +332,11 @@ def profile_fused(args, k: int, opts: dict) -> dict:
     device = torch.device(args.device)
     steps = max(3, min(args.steps, 10))
     if device.type != "cuda":
-        t = {kk: time_fused(args, kk, opts)[0] for kk in sorted({1, k})}
+        t = {kk: time_fused(args, kk, opts)["images_s"] for kk in sorted({1, k})}
         return {"images_s_by_k": t, "note": "CPU: compute-bound when images/s does not grow with K"}
     eager = kernel_profile(args, k, dict(opts, graph=False), steps)
-    rate, ran = time_fused(args, k, opts)
+    res = time_fused(args, k, opts)
+    rate, ran = res["images_s"], res["ran"]
     wall_ms = 1e3 * BATCH * k / rate
     flops = train_flops_per_image(args.model) * BATCH * k
     out = {"k": k, "options": label(ran), "ms_per_step": wall_ms,
@@ -339,13 +357,18 @@ def profile_fused(args, k: int, opts: dict) -> dict:
     return out
 
 
-def print_table(rows: list[dict], base: float) -> None:
-    """Markdown table of images/s and ratio to the one-model row."""
-    print("\n| setting | images/s | x one model | ms/step |")
-    print("| --- | ---: | ---: | ---: |")
+def print_table(rows: list[dict], base: dict) -> None:
+    """Markdown table: images/s, ratio to the one-model row, ms/step (and per CPU second)."""
+    cpu = all("cpu_images_s" in r for r in rows if "k" in r) and "cpu_images_s" in base
+    print("\n| setting | images/s | x one model | ms/step |" + (" images/CPU-s | x |" if cpu else ""))
+    print("| --- | ---: | ---: | ---: |" + (" ---: | ---: |" if cpu else ""))
     for r in rows:
         ms = f"{r['ms_per_step']:.1f}" if r.get("ms_per_step") else ""
-        print(f"| {r['setting']} | {r['images_s']:,.0f} | {r['images_s'] / base:.2f} | {ms} |")
+        line = f"| {r['setting']} | {r['images_s']:,.0f} | {r['images_s'] / base['images_s']:.2f} | {ms} |"
+        if cpu:
+            c = r.get("cpu_images_s")
+            line += f" {c:,.0f} | {c / base['cpu_images_s']:.2f} |" if c else " | |"
+        print(line)
 
 
 def describe_machine(device: torch.device) -> str:
@@ -355,19 +378,41 @@ def describe_machine(device: torch.device) -> str:
     return f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
-def main(argv=None) -> int:
-    """Run the rows, print the table (and profile), optionally write JSON."""
-    args = parse_args(argv)
-    device = torch.device(args.device)
-    print(f"# {args.model} on {describe_machine(device)}; batch {BATCH}/model, "
-          f"{args.steps} timed steps after {args.warmup}", flush=True)
-    rows = []
-    t0, t1, n = time_one(args.model, device, args.loop_steps, args.warmup)
-    base = n / (t1 - t0)
+SWEEP = ("fp32", "graph+auto", "bf16+cl+auto", "bf16+cl+graph", "bf16+cl+graph+bmm",
+         "bf16+graph+bmm", "bf16+graph+auto", "bf16+cl+graph+cudnn")
+"""Option combinations ``--sweep`` times at the largest K (CUDA)."""
+
+
+def one_model_row(args, device: torch.device) -> dict:
+    """Row (1) as a table row."""
+    t0, t1, cpu, n = time_one(args.model, device, args.loop_steps, args.warmup)
     recipe = "bf16+cl" if device.type == "cuda" else "fp32"  # TrainConfig's defaults
-    rows.append({"setting": f"one model, train.train ({recipe})", "images_s": base,
-                 "ms_per_step": 1e3 * (t1 - t0) / args.loop_steps})
-    print(f"one model: {base:,.0f} images/s", flush=True)
+    row = {"setting": f"one model, train.train ({recipe})", "images_s": n / (t1 - t0),
+           "ms_per_step": 1e3 * (t1 - t0) / args.loop_steps}
+    if device.type == "cpu":
+        row["cpu_images_s"] = n / cpu
+    return row
+
+
+def fused_row(args, k: int, opts: dict) -> dict | None:
+    """Row (3) for one K and option set as a table row (None if every fallback failed)."""
+    res = time_fused_safe(args, k, opts)
+    if res is None:
+        return None
+    rate, ran = res["images_s"], res["ran"]
+    row = {"setting": f"K={k} fused ({label(ran)})", "images_s": rate,
+           "ms_per_step": 1e3 * BATCH * k / rate, "k": k, "options": ran}
+    if args.device == "cpu":
+        row["cpu_images_s"] = res["cpu_images_s"]
+    print(f"{row['setting']}: {rate:,.0f} images/s", flush=True)
+    return row
+
+
+def collect_rows(args, device: torch.device, opts: dict) -> tuple[list[dict], dict]:
+    """Every row the arguments ask for; also the one-model row (the base of the ratios)."""
+    base = one_model_row(args, device)
+    rows = [base]
+    print(f"one model: {base['images_s']:,.0f} images/s", flush=True)
     if args.procs > 1:
         try:
             rate = time_procs(args, args.procs)  # each process: args.loop_steps
@@ -375,33 +420,30 @@ def main(argv=None) -> int:
             print(f"{args.procs} processes: {rate:,.0f} images/s", flush=True)
         except Exception as err:
             print(f"processes row failed: {type(err).__name__}: {err}")
-    opts = parse_options(args.options)
-    if device.type != "cuda":
-        opts = dict(opts, **dict.fromkeys(_FLAGS, False))
-    for k in args.ks:
-        res = time_fused_safe(args, k, opts)
-        if res is not None:
-            rate, ran = res
-            rows.append({"setting": f"K={k} fused ({label(ran)})", "images_s": rate,
-                         "ms_per_step": 1e3 * BATCH * k / rate, "k": k, "options": ran})
-            print(f"K={k} fused ({label(ran)}): {rate:,.0f} images/s", flush=True)
+    rows += [fused_row(args, k, opts) for k in args.ks]
     if args.sweep and device.type == "cuda":
-        k = max(args.ks)
-        for combo in ("fp32", "graph+auto", "bf16+cl+auto", "bf16+cl+graph",
-                      "bf16+cl+graph+bmm", "bf16+graph+bmm", "bf16+graph+auto",
-                      "bf16+cl+graph+cudnn+auto"):
-            if parse_options(combo) == parse_options(args.options):
-                continue
-            res = time_fused_safe(args, k, parse_options(combo))
-            if res is not None:
-                rows.append({"setting": f"K={k} fused ({label(res[1])})", "images_s": res[0],
-                             "ms_per_step": 1e3 * BATCH * k / res[0], "k": k})
-                print(f"K={k} fused ({label(res[1])}): {res[0]:,.0f} images/s", flush=True)
+        rows += [fused_row(args, max(args.ks), parse_options(combo)) for combo in SWEEP
+                 if parse_options(combo) != opts]
     if args.vmap:
         for k in args.ks:
             rate = time_vmap(args, k)
             rows.append({"setting": f"K={k} torch.func.vmap probe (no BN stats)",
                          "images_s": rate, "ms_per_step": 1e3 * BATCH * k / rate})
+    return [r for r in rows if r is not None], base
+
+
+def main(argv=None) -> int:
+    """Run the rows, print the table (and profile), optionally write JSON."""
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"# {args.model} on {describe_machine(device)}; batch {BATCH}/model, "
+          f"{args.steps} timed steps after {args.warmup}", flush=True)
+    opts = parse_options(args.options)
+    if device.type != "cuda":
+        opts = dict(opts, **dict.fromkeys(_FLAGS, False))
+    rows, base = collect_rows(args, device, opts)
     print_table(rows, base)
     report = {"machine": describe_machine(device), "model": args.model, "rows": rows}
     if args.profile:

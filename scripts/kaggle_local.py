@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unlearnkit.assignments import parse_assignments
 from unlearnkit.kaggle.local import NotebookFailed, kaggle_local
-from unlearnkit.kaggle.notebook import parse_assignments
 from unlearnkit.kaggle.score import summary_lines
 
 

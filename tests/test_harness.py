@@ -80,7 +80,7 @@ def test_end_to_end_report_matches_saved_confidences(built):
     assert report["forget_quality"] == pytest.approx(fq.score, abs=0, rel=0)
     ratios = report["retain_acc_ratio"] * report["test_acc_ratio"]
     assert report["score"] == pytest.approx(fq.score * ratios)
-    for name in ("report.md", "epsilons.png", "worst_examples.png", "accuracies.png"):
+    for name in ("report.md", "split.json", "epsilons.png", "worst_examples.png", "accuracies.png"):
         assert (out / name).stat().st_size > 0
     assert (out / "epsilons.png").read_bytes()[:4] == b"\x89PNG"
     assert "| finetune |" in (out / "report.md").read_text()

@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from unlearnkit.assignments import parse_assignments
 from unlearnkit.kaggle import notebook as nbk
 
 ROOT = nbk.repo_root()
@@ -121,11 +122,11 @@ def test_kit_imports_from_the_unpacked_copy(tmp_path, kit):
 
 
 def test_parse_assignments():
-    assert nbk.parse_assignments(["lr=1e-3", "epochs=2", "mode=fast", "flag=true",
+    assert parse_assignments(["lr=1e-3", "epochs=2", "mode=fast", "flag=true",
                                   "xs=[1, 2]"]) == \
         {"lr": 0.001, "epochs": 2, "mode": "fast", "flag": True, "xs": [1, 2]}
     with pytest.raises(ValueError, match="key=value"):
-        nbk.parse_assignments(["lr"])
+        parse_assignments(["lr"])
 
 
 def test_set_config_rewrites_only_the_named_lines():

@@ -6,28 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .assignments import parse_assignments
 from .kaggle import commands as kaggle_commands
-
-
-def _value(text: str):
-    """A ``--set`` value: YAML scalars (numbers, booleans, lists) or the raw string."""
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def parse_sets(pairs: list[str] | None) -> dict:
-    """``["lr=0.01", "epochs=2"]`` -> ``{"lr": 0.01, "epochs": 2}``."""
-    out = {}
-    for pair in pairs or []:
-        key, sep, val = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects key=value, got {pair!r}")
-        out[key.strip()] = _value(val)
-    return out
 
 
 def _default_device() -> str:
@@ -78,8 +58,8 @@ def cmd_local_eval(args) -> int:
                 data_root=args.data, fresh=args.fresh, keep_models=args.keep_models,
                 progress=not args.quiet)
     failed = 0
-    for i, method in enumerate(methods):
-        report = local_eval(bench, method, parse_sets(args.set), plan)
+    for method in methods:
+        report = local_eval(bench, method, parse_assignments(args.set), plan)
         plan.fresh = False  # rebuild once, then share
         out = Path(args.out) / method if args.out and len(methods) > 1 else args.out
         out = write_report(report, out or default_out_dir(bench.name, method))

@@ -7,6 +7,7 @@ of references, and returns the report dict that :mod:`unlearnkit.report` writes 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -132,6 +133,7 @@ def base_report(ctx: Context, sets: dict, method: str, hp: dict) -> dict:
         "oracles": {k: summary(v) for k, v in oracles.items()},
         "_scored": {"oracle_retrain": oracles["retrain"], "oracle_original": oracles["original"],
                     "ref_confs": ref_confs},
+        "_split": ctx.split,
     }
 
 
@@ -168,7 +170,7 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
 
     if len(states) < 2:
         raise ValueError(f"need at least 2 checkpoints to score, got {len(states)}")
-    bench = type(bench)(**{**bench.__dict__, "num_models": len(states)})
+    bench = dataclasses.replace(bench, num_models=len(states))
     ctx, sets = prepare_references(bench, plan)
     runs = []
     for i, state in enumerate(states):

@@ -42,6 +42,10 @@ def default_chunk(model_name: str, device: str | torch.device) -> int:
     return _CHUNKS.get((kind, model_name), 32 if kind == "cuda" else 4)
 
 
+CONV_FORMS = ("grouped", "bmm", "split")
+"""How a stacked convolution can run (:class:`~unlearnkit.fused_net.StackedConv2d`)."""
+
+
 def default_conv(device: str | torch.device, cuda_graph: bool = True) -> str:
     """How stacked convolutions run by default (measured: docs/performance.md).
 
@@ -81,8 +85,8 @@ def summed_loss(logits: torch.Tensor, y: torch.Tensor,
 def tune_convs(net: nn.Module, x: torch.Tensor, amp: bool, reps: int = 3) -> dict[str, str]:
     """Set each stacked convolution of ``net`` to its faster form on batches like ``x``.
 
-    Times forward + backward of every :class:`StackedConv2d` both ways (grouped kernel,
-    batched GEMM) on the inputs it sees in one eval-mode pass (no running statistics
+    Times forward + backward of every :class:`StackedConv2d` in each of
+    :data:`CONV_FORMS` on the inputs it sees in one eval-mode pass (no running statistics
     change, no gradient is stored). Returns ``{layer: impl}``.
     """
     inputs: dict[str, torch.Tensor] = {}
@@ -103,7 +107,7 @@ def tune_convs(net: nn.Module, x: torch.Tensor, amp: bool, reps: int = 3) -> dic
                conv.padding, conv.dilation, first)
         if key not in seen:
             times = {impl: _time_conv(conv, impl, inp, not first, amp, reps)
-                     for impl in ("grouped", "bmm")}
+                     for impl in CONV_FORMS}
             seen[key] = min(times, key=times.get)
         conv.impl = seen[key]
     return {n: m.impl for n, m in convs.items()}
@@ -143,9 +147,12 @@ class FusedTrainer:
     stacked (``x`` [B, K*3, H, W], ``y`` [B, K]; see :func:`gather_batch`). On CUDA,
     ``cuda_graph`` captures forward and backward of full-size batches after a few
     eager steps and replays the graph; a batch of another size (an epoch's last) runs
-    eagerly. ``cfg.amp`` (bf16 autocast) and ``cfg.channels_last`` apply on CUDA only,
-    as in :func:`unlearnkit.train.train`. ``conv`` picks how the stacked convolutions
-    run: ``"grouped"``, ``"bmm"`` (see :class:`~unlearnkit.fused_net.StackedConv2d`) or
+    eagerly. ``cfg.amp`` (bf16 autocast) and ``cfg.channels_last`` apply on CUDA, as in
+    :func:`unlearnkit.train.train`; on the CPU the wide network is always channels_last
+    (oneDNN's pooling is several times faster so, and the one-model loop's weights turn
+    channels_last after its first Adam step anyway). ``conv`` picks how the stacked convolutions
+    run: ``"grouped"``, ``"bmm"``, ``"split"`` (see
+    :class:`~unlearnkit.fused_net.StackedConv2d`) or
     ``"auto"`` (timed per layer, eagerly, on the first batch: :func:`tune_convs`);
     default :func:`default_conv`.
     """
@@ -157,15 +164,15 @@ class FusedTrainer:
                  weight: torch.Tensor | None, device: str | torch.device = "cpu",
                  num_classes: int = 10, cuda_graph: bool = True, conv: str | None = None):
         conv = conv or default_conv(device, cuda_graph)
-        if conv not in ("auto", "grouped", "bmm"):
-            raise ValueError(f"conv must be 'auto', 'grouped' or 'bmm', got {conv!r}")
+        if conv not in ("auto",) + CONV_FORMS:
+            raise ValueError(f"conv must be 'auto' or one of {CONV_FORMS}, got {conv!r}")
         self.device = torch.device(device)
         self.k, self.cfg = len(states), cfg
         self.on_cuda = self.device.type == "cuda"
         with torch.device("meta"):
             template = build_model(model_name, num_classes)
         self.net = build_wide(template, states, self.device).train()
-        self.channels_last = cfg.channels_last and self.on_cuda
+        self.channels_last = cfg.channels_last or not self.on_cuda
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         self.weight = None if weight is None else weight.to(self.device)

@@ -47,12 +47,14 @@ class StackedLinear(nn.Module):
 
 
 class StackedConv2d(nn.Conv2d):
-    """A ``Conv2d`` for K models (weight ``[K*out, in, kh, kw]``, groups K), run one of two ways.
+    """A ``Conv2d`` for K models (weight ``[K*out, in, kh, kw]``, groups K), run one of three ways.
 
     ``impl = "grouped"``: one grouped convolution (cuDNN/oneDNN; some of their grouped
     kernels loop over the groups). ``impl = "bmm"``: the patches unfolded once and K
-    matrix products in one batched GEMM. Same function, rounding apart;
-    :func:`unlearnkit.fused.tune_convs` picks the faster per layer.
+    matrix products in one batched GEMM. ``impl = "split"``: K ordinary convolutions on
+    the K channel blocks (the one-model kernels; for the CPU, where oneDNN's grouped
+    backward is slower). Same function, rounding apart;
+    :func:`unlearnkit.fused.tune_convs` picks the fastest per layer.
     """
 
     def __init__(self, k: int, conv: nn.Conv2d):
@@ -72,7 +74,17 @@ class StackedConv2d(nn.Conv2d):
         if self.impl == "bmm" and self.can_bmm:
             return bmm_conv(x, self.weight, self.bias, self.k, self.stride, self.padding,
                             self.dilation)
+        if self.impl == "split" and self.padding_mode == "zeros":
+            return self._split(x)
         return super().forward(x)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """K convolutions, one per channel block, concatenated: [B, K*Cout, Ho, Wo]."""
+        biases = [None] * self.k if self.bias is None else self.bias.chunk(self.k)
+        outs = [F.conv2d(xi, wi, bi, self.stride, self.padding, self.dilation,
+                         self.groups // self.k)
+                for xi, wi, bi in zip(x.chunk(self.k, 1), self.weight.chunk(self.k), biases)]
+        return torch.cat(outs, 1)
 
 
 def bmm_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k: int,

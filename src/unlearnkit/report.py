@@ -30,14 +30,14 @@ def public(report: dict) -> dict:
     return {k: v for k, v in report.items() if not k.startswith("_")}
 
 
-def write_report(report: dict, out: str | Path, split=None) -> Path:
+def write_report(report: dict, out: str | Path) -> Path:
     """Write every artefact of ``report`` into the folder ``out``; return it."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "report.json", public(report))
     write_text(out / "report.md", markdown(report))
-    if split is not None:
-        split.save(out / "split.json")
+    if report.get("_split") is not None:
+        report["_split"].save(out / "split.json")
     scored = report.get("_scored", {})
     method = scored.get("method")
     if method is not None:
@@ -76,7 +76,8 @@ def plot_worst_examples(u: np.ndarray, r: np.ndarray, eps: np.ndarray, path: Pat
     worst = np.argsort(-eps, kind="stable")[:count]
     cols = min(3, len(worst))
     rows = math.ceil(len(worst) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False,
+                             constrained_layout=True)
     for ax, i in zip(axes.flat, worst):
         bins = np.histogram_bin_edges(np.concatenate([u[:, i], r[:, i]]), bins=20)
         ax.hist(r[:, i], bins=bins, alpha=0.6, label="retrained")
@@ -104,11 +105,13 @@ def plot_accuracies(report: dict, path: Path) -> None:
     keys = ["retain", "test", "forget"]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     width = 0.8 / len(rows)
+    lowest = 1.0
     for j, (name, acc) in enumerate(rows.items()):
         vals = [acc.get(k if k in acc else f"{k}_acc", np.nan) for k in keys]
         ax.bar(np.arange(3) + j * width, vals, width, label=name)
+        lowest = min(lowest, np.nanmin(vals) if not np.all(np.isnan(vals)) else 1.0)
     ax.set_xticks(np.arange(3) + width * (len(rows) - 1) / 2, keys)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(max(0.0, lowest - 0.05), 1.0)  # zoomed: the differences are what matter
     ax.set_ylabel("accuracy (mean over N models)")
     ax.legend(fontsize=8, loc="lower left")
     _save_figure(fig, path)

@@ -109,7 +109,8 @@ def add_build(sub) -> None:
 def cmd_build(args) -> int:
     from unlearnkit.io import write_text
 
-    from .notebook import build_notebook, parse_assignments, stale_reason, to_script
+    from ..assignments import parse_assignments
+    from .notebook import build_notebook, stale_reason, to_script
 
     if args.check:
         reason = stale_reason(args.out, args.source)
@@ -146,7 +147,7 @@ def add_submit(sub) -> None:
 
 
 def cmd_submit(args) -> int:
-    from .notebook import parse_assignments
+    from ..assignments import parse_assignments
     from .submit import SubmitOptions, submit
 
     opts = SubmitOptions(slug=args.slug, title=args.title, message=args.message, user=args.user,

@@ -146,31 +146,6 @@ def fill_kit(code: str, blob: str) -> str:
 
 # --- the configuration cell ---------------------------------------------------------
 
-def parse_value(text: str):
-    """A ``--set`` value: a Python literal (``1e-3``, ``[1, 2]``, ``'x'``), true/false/none,
-    else the text itself."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        lowered = text.strip().lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
-        if lowered in ("none", "null"):
-            return None
-        return text
-
-
-def parse_assignments(items: list[str] | None) -> dict:
-    """``["lr=1e-3", "epochs=2"]`` -> ``{"lr": 0.001, "epochs": 2}``."""
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise ValueError(f"--set expects key=value with a hyperparameter name, got {item!r}")
-        out[key.strip()] = parse_value(value.strip())
-    return out
-
-
 def set_config(code: str, **values) -> str:
     """The configuration cell ``code`` with ``NAME = value`` lines replaced by ``values``."""
     for key, value in values.items():

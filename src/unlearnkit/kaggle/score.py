@@ -16,6 +16,7 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -26,8 +27,31 @@ from .checkpoints import zip_checkpoint_members
 from .mock import MOCK_FILE
 
 
-def read_states(zip_path: str | os.PathLike, models: int | None = None) -> list[dict]:
-    """The first ``models`` checkpoints (all by default) of a submission zip, checked."""
+class ZipStates(Sequence):
+    """The checkpoints of a submission zip as a sequence of state_dicts, read on access.
+
+    512 resnet18 checkpoints take 23 GB: they are read from the zip one at a time, when
+    the harness asks for them, never all held at once.
+    """
+
+    def __init__(self, zip_path: Path, members: list[str]):
+        self.zip_path, self.members = zip_path, members
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __getitem__(self, i: int) -> dict:
+        name = self.members[i]
+        with zipfile.ZipFile(self.zip_path) as zf:
+            state = torch.load(io.BytesIO(zf.read(name)), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise ValueError(f"{name} holds a {type(state).__name__}, not a state_dict")
+        return state
+
+
+def read_states(zip_path: str | os.PathLike, models: int | None = None) -> ZipStates:
+    """The first ``models`` checkpoints (all by default) of a submission zip, each checked
+    now to be a ``resnet18(num_classes=10)`` state_dict, before any long work."""
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise FileNotFoundError(f"submission not found: {zip_path}")
@@ -41,15 +65,10 @@ def read_states(zip_path: str | os.PathLike, models: int | None = None) -> list[
     if not 2 <= n <= len(members):
         raise ValueError(f"--models must be between 2 and the {len(members)} checkpoints in "
                          f"{zip_path}, got {n}")
-    states = []
-    with zipfile.ZipFile(zip_path) as zf:
-        for i in range(n):
-            state = torch.load(io.BytesIO(zf.read(members[i])), map_location="cpu",
-                               weights_only=True)
-            if not isinstance(state, dict):
-                raise ValueError(f"{members[i]} holds a {type(state).__name__}, not a state_dict")
-            load_state(build_model("resnet18"), state, source=members[i])  # the competition's
-            states.append(state)
+    states = ZipStates(zip_path, [members[i] for i in range(n)])
+    net = build_model("resnet18")  # the competition's architecture
+    for i in range(n):
+        load_state(net, states[i], source=f"{zip_path.name}:{states.members[i]}")
     return states
 
 
