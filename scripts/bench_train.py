@@ -55,8 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = p.parse_args(argv)
     cuda = args.device.startswith("cuda")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
+    if cuda and not torch.cuda.is_available():
         p.error("--device cuda but CUDA is not available here; use --device cpu")
+    try:
+        parse_options(args.options)
+    except ValueError as err:
+        p.error(str(err))
     default_k = ("8,32" if args.quick else "8,32,64") if cuda else "2,4,8"
     args.ks = [int(k) for k in (args.k or default_k).split(",")]
     big = args.model == "resnet18" and not cuda
