@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 BENCH  ?= digits
 METHOD ?= bad_teacher
 ARGS   ?=
+WORKERS ?= 2
 
 .PHONY: setup test test-fast local-eval lint notebook kaggle-local submit clean-cache
 
@@ -29,7 +30,7 @@ test-fast: setup
 
 ## local-eval: score METHOD on BENCH with the competition metric, oracles included
 local-eval: setup
-	$(VENV)/bin/unlearnkit local-eval --bench $(BENCH) --method $(METHOD) $(ARGS)
+	$(VENV)/bin/unlearnkit local-eval --bench $(BENCH) --method $(METHOD) --workers $(WORKERS) $(ARGS)
 
 ## lint: ruff over the package, scripts and tests
 lint: setup

@@ -91,7 +91,8 @@ def cmd_train_original(args) -> int:
     import shutil
 
     from .benchmarks import load_benchmark
-    from .harness import Plan, ensure_original, load_original, prepare
+    from .cache import load_outputs
+    from .harness import ORIGINAL, ORIGINAL_SEED, Plan, ensure_original, load_original, prepare
     from .train import accuracy
 
     bench = load_benchmark(args.bench)
@@ -100,8 +101,11 @@ def cmd_train_original(args) -> int:
     ctx = prepare(bench, plan.cache_dir, plan.data_root)
     ensure_original(ctx, plan)
     net = load_original(ctx, plan.device)
-    for part in ("retain", "forget", "test"):
-        print(f"{part:>7} accuracy: {accuracy(net, ctx.parts[part], device=plan.device):.4f}")
+    for part in ("train", "test"):
+        print(f"{part:>5} accuracy: {accuracy(net, ctx.parts[part], device=plan.device):.4f}")
+    meta = load_outputs(ctx.model_path(ORIGINAL, ORIGINAL_SEED)).meta
+    print(f"trained in {meta['seconds']:.1f} s ({bench.model}, {len(ctx.parts['train'])} "
+          f"images, {bench.train.epochs} epochs, {plan.device})")
     print(f"original model: {ctx.original_path}")
     if args.out:
         shutil.copyfile(ctx.original_path, args.out)
