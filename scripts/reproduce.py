@@ -9,7 +9,8 @@ For each scenario it scores, against one set of N retrained references:
 
 and for each: the single original model, the original oracle (N models trained on
 retain + forget), the retrain oracle (N more retrained models: the ceiling at this N) and
-every method's N runs. Columns: forget-class and retain-class test accuracy (class
+every method's N runs (twice for a method given ``--set METHOD.KEY=VALUE``: with its
+published settings and with the override, each row labelled). Columns: forget-class and retain-class test accuracy (class
 removal), retain / test / forget accuracy, ZRF (paper's JS and official-code variants),
 the simple MIA, and the competition's forget quality F and score at that N.
 
@@ -71,7 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--methods", default=None,
                    help="comma-separated method names (default: every one serving the scenario)")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="benchmark-specific hyperparameter override (repeatable)")
+                   help="benchmark-specific hyperparameter override (repeatable); the method "
+                   "is then run twice: published settings, and with its overrides")
     p.add_argument("--out", default=None, help="JSON file (default docs/results-<bench>.json)")
     p.add_argument("--data", default=None, help="data root (else $UNLEARNKIT_DATA)")
     p.add_argument("--cache", default=None, help="cache folder (else $UNLEARNKIT_CACHE or "
@@ -174,17 +176,25 @@ def reference_rows(ctx, sets: dict, random_logits) -> list[dict]:
     ]
 
 
+def variant_label(method: str, overrides: dict) -> str:
+    """``unsir`` for the published settings, ``unsir (impair_lr=0.002)`` for an override."""
+    if not overrides:
+        return method
+    return f"{method} ({', '.join(f'{k}={v}' for k, v in overrides.items())})"
+
+
 def method_row(bench, method: str, overrides: dict, plan, ctx, random_logits) -> dict:
     """Run (or read from the cache) the method's N runs and measure them."""
     report = local_eval(bench, method, overrides, plan)
-    facts = {"hyperparameters": report["hyperparameters"], "overrides": overrides,
-             "wall_seconds": report["wall_seconds"]}
+    label = variant_label(method, overrides)
+    facts = {"method": method, "hyperparameters": report["hyperparameters"],
+             "overrides": overrides, "wall_seconds": report["wall_seconds"]}
     if report.get("error"):
-        return {"label": method, "kind": "method", "n": 0, "error": report["error"], **facts}
+        return {"label": label, "kind": "method", "n": 0, "error": report["error"], **facts}
     n = bench.num_models
     runs = harness.load_entries([ctx.run_path(method, report["hyperparameters"], s)
                                  for s in range(n)])
-    row = set_row(method, "method", runs, ctx, random_logits,
+    row = set_row(label, "method", runs, ctx, random_logits,
                   {"forget_quality": report["forget_quality"], "score": report["score"]})
     row.update(seconds_per_run=report["seconds_per_run"],
                time_fraction_of_retrain=report["time_fraction_of_retrain"], **facts)
@@ -214,12 +224,14 @@ def run_scenario(kind: str, args, plan, overrides: dict, methods: list[str],
     random_logits = secondary.random_net_logits(ctx, device=plan.device)  # [S, C], once
     result["rows"] = reference_rows(ctx, sets, random_logits)
     save(result)
-    for i, method in enumerate(methods, 1):
-        log(f"[{kind}] method {i}/{len(methods)}: {method} ({bench.num_models} runs)")
-        row = method_row(bench, method, overrides.get(method, {}), plan, ctx, random_logits)
+    variants = [(m, v) for m in methods for v in ({}, overrides.get(m)) if v is not None]
+    for i, (method, values) in enumerate(variants, 1):
+        label = variant_label(method, values)
+        log(f"[{kind}] {i}/{len(variants)}: {label} ({bench.num_models} runs)")
+        row = method_row(bench, method, values, plan, ctx, random_logits)
         result["rows"].append(row)
-        log(f"[{kind}] {method}: " + (f"FAILED: {row['error']}" if row.get("error") else
-                                     f"F = {row['forget_quality']:.3f}, score = {row['score']:.4f}"))
+        log(f"[{kind}] {label}: " + (f"FAILED: {row['error']}" if row.get("error") else
+                                    f"F = {row['forget_quality']:.3f}, score = {row['score']:.4f}"))
         save(result)
     result["wall_seconds"] = time.time() - start
     return result
