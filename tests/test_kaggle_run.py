@@ -11,17 +11,9 @@ from torchvision.models import resnet18
 
 from unlearnkit.kaggle.checkpoints import zip_checkpoint_members
 from unlearnkit.kaggle.local import execute_notebook, notebook_env
-from unlearnkit.kaggle.mock import make_mock_competition
 from unlearnkit.kaggle.notebook import default_output
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def mock_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mock") / "input"
-    make_mock_competition(out, "digits", epochs=0, imbalance=0.5, progress=False)
-    return out
 
 
 def test_committed_notebook_makes_three_distinct_checkpoints(mock_dir, tmp_path):

@@ -10,17 +10,9 @@ import nbformat
 import pytest
 
 from unlearnkit.kaggle.local import NotebookFailed, execute_notebook, notebook_env
-from unlearnkit.kaggle.mock import make_mock_competition
 from unlearnkit.kaggle.notebook import build_notebook, default_output
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def mock_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mock") / "input"
-    make_mock_competition(out, "digits", epochs=0, imbalance=0.5, progress=False)
-    return out
 
 
 def test_empty_txt_gives_an_empty_zip_quickly(tmp_path):

@@ -1,0 +1,15 @@
+"""Fixtures shared by several test files."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def mock_dir(tmp_path_factory):
+    """A small digits mock competition folder (untrained original), built once."""
+    from unlearnkit.kaggle.mock import make_mock_competition
+
+    out = tmp_path_factory.mktemp("mock") / "input"
+    make_mock_competition(out, "digits", epochs=0, imbalance=0.5, progress=False)
+    return out
