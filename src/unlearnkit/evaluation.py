@@ -179,7 +179,6 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
         runs.append(harness.model_outputs(net, ctx, torch.device(plan.device),
                                           {"kind": label, "seed": i}))
     report = base_report(ctx, sets, label, {})
-    report["retrain_seconds"] = _seconds(sets["refs"][:1])
     add_method(report, ctx, sets, [_with_seconds(r) for r in runs])
     return report
 

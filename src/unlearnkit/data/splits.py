@@ -177,6 +177,14 @@ class Split:
                              "appear in retain or validation")
 
 
+def hold_out_validation(n: int, val_fraction: float, rng: np.random.Generator
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """``(validation, pool)``: a random ``val_fraction`` of ``range(n)`` and the rest, sorted."""
+    order = rng.permutation(n)
+    n_val = int(round(val_fraction * n))
+    return np.sort(order[:n_val]), np.sort(order[n_val:])
+
+
 def make_split(source: SourceData, scenario: str, seed: int = 0, val_fraction: float = 0.1) -> Split:
     """Split ``source.train`` by ``scenario`` (see the module docstring), seeded; checked."""
     kind, arg = parse_scenario(scenario)
@@ -186,10 +194,7 @@ def make_split(source: SourceData, scenario: str, seed: int = 0, val_fraction: f
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
-    n = len(source.train)
-    order = rng.permutation(n)
-    n_val = int(round(val_fraction * n))
-    validation, pool = np.sort(order[:n_val]), np.sort(order[n_val:])
+    validation, pool = hold_out_validation(len(source.train), val_fraction, rng)
     forget, forget_classes = _choose_forget(source, kind, arg, pool, rng, scenario)
     if kind == "class":  # forget classes leave validation too (see the module docstring)
         labels = source.train.labels.numpy()

@@ -30,7 +30,7 @@ import torch
 from unlearnkit.data.base import SourceData
 from unlearnkit.data.competition import export_competition
 from unlearnkit.data.sources import get_source
-from unlearnkit.data.splits import Split
+from unlearnkit.data.splits import Split, hold_out_validation
 from unlearnkit.io import write_json
 from unlearnkit.train import TrainConfig, accuracy, init_model, train
 
@@ -95,10 +95,7 @@ def mock_split(source: SourceData, forget_fraction: float, seed: int,
     if not 0.0 < forget_fraction < 0.5:
         raise ValueError(f"forget_fraction must be in (0, 0.5), got {forget_fraction}")
     rng = np.random.default_rng(seed)
-    n = len(source.train)
-    order = rng.permutation(n)
-    n_val = int(round(val_fraction * n))
-    validation, pool = np.sort(order[:n_val]), np.sort(order[n_val:])
+    validation, pool = hold_out_validation(len(source.train), val_fraction, rng)
     groups, labels = source.train.groups.numpy(), source.train.labels.numpy()
     target = max(1, int(round(forget_fraction * len(pool))))
     forget = np.sort(choose_forget(groups, labels, pool, target, rng))
