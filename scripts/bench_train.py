@@ -3,11 +3,13 @@
 Rows: (1) one model trained by :func:`unlearnkit.train.train` (the scorer's recipe,
 batch 64); (2) P processes each running (1) at once, started together behind a
 barrier; (3) K models fused with :class:`unlearnkit.fused.FusedTrainer`, batch 64 per
-model. All on random images in the 0-255 range, warm-up steps excluded, CUDA
+model; ``--lanes`` adds rows of L such chunks trained at once, each on its own CUDA
+stream (as ``train_many(..., lanes=L)`` does). All on random images in the 0-255 range, warm-up steps excluded, CUDA
 synchronised before every clock read. Ratios are to row (1).
 
     python scripts/bench_train.py --device cpu --model small_cnn
     python scripts/bench_train.py --device cuda --model resnet18 --sweep --profile
+    python scripts/bench_train.py --device cuda --k 32,64 --lanes 2,4 --procs 0
 
 Measured numbers, their card and command: docs/performance.md.
 """
@@ -24,7 +26,7 @@ import warnings
 import torch
 
 from unlearnkit.data.base import ImageSet
-from unlearnkit.fused import FusedTrainer, gather_batch
+from unlearnkit.fused import FusedTrainer, gather_batch, lane_streams, on_stream
 from unlearnkit.io import write_json
 from unlearnkit.train import TrainConfig, init_model, train
 
@@ -45,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="fused options: '+'-joined of bf16, cl (channels_last), graph, cudnn "
                         "(cudnn.benchmark) [CUDA only] and grouped, bmm, split or auto (how "
                         "convolutions run); 'fp32' for no flag")
+    p.add_argument("--lanes", default="",
+                   help="comma-separated L values: also time L chunks of K at once, per K")
     p.add_argument("--sweep", action="store_true",
                    help="also time every option combination at the largest K")
     p.add_argument("--vmap", action="store_true", help="also time a torch.func.vmap probe")
@@ -63,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(str(err))
     default_k = ("8,32" if args.quick else "8,32,64") if cuda else "2,4,8"
     args.ks = [int(k) for k in (args.k or default_k).split(",")]
+    args.lanes = [int(v) for v in args.lanes.split(",") if v.strip()]
+    if any(v < 1 for v in args.lanes):
+        p.error("--lanes takes whole numbers >= 1")
     big = args.model == "resnet18" and not cuda
     args.steps = args.steps or (3 if big else 10 if args.quick else 30)
     args.warmup = args.warmup or (5 if cuda else 2)
@@ -180,16 +187,18 @@ def make_trainer(model: str, k: int, device: torch.device, opts: dict) -> FusedT
                         cuda_graph=opts["graph"], conv=opts["conv"])
 
 
-def fused_steps(trainer: FusedTrainer, pool: ImageSet, steps: int) -> None:
-    """``steps`` fused steps on batches gathered from ``pool`` as ``train_many`` does."""
-    n, k = len(pool.labels), trainer.k
+def fused_steps(trainers: list[FusedTrainer], streams: list, pool: ImageSet, steps: int) -> None:
+    """``steps`` steps of each trainer (its work on its lane) on batches gathered from ``pool``."""
+    n = len(pool.labels)
     for _ in range(steps):
-        idx = torch.randint(0, n, (k, BATCH), device=pool.images.device)  # [K, B]
-        trainer.step(*gather_batch(pool.images, pool.labels, idx))
+        for trainer, stream in zip(trainers, streams):
+            with on_stream(stream):
+                idx = torch.randint(0, n, (trainer.k, BATCH), device=pool.images.device)  # [K, B]
+                trainer.step(*gather_batch(pool.images, pool.labels, idx))
 
 
-def time_fused(args, k: int, opts: dict) -> dict:
-    """Row (3): K fused models: images/s (wall and CPU) and which options really ran."""
+def time_fused(args, k: int, opts: dict, lanes: int = 1) -> dict:
+    """Row (3): ``lanes`` chunks of K fused models: images/s (wall, CPU) and what really ran."""
     device = torch.device(args.device)
     old = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = opts["cudnn"]
@@ -200,10 +209,12 @@ def time_fused(args, k: int, opts: dict) -> dict:
             warnings.simplefilter("always")
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            trainer = make_trainer(args.model, k, device, opts)
-            fused_steps(trainer, pool, args.warmup)
+            trainers = [make_trainer(args.model, k, device, opts) for _ in range(lanes)]
+            streams = lane_streams(device, lanes)
+            fused_steps(trainers, streams, pool, args.warmup)
             with Clock(device) as c:
-                fused_steps(trainer, pool, args.steps)
+                fused_steps(trainers, streams, pool, args.steps)
+        trainer = trainers[0]
         for w in caught:
             print(f"  warning: {w.message}")
         ran = dict(opts, graph=trainer.graph is not None)
@@ -212,8 +223,8 @@ def time_fused(args, k: int, opts: dict) -> dict:
         if device.type == "cuda":
             print(f"  K={k} {label(ran)}: peak GPU memory "
                   f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
-        del trainer
-        images = args.steps * BATCH * k
+        del trainer, trainers
+        images = args.steps * BATCH * k * lanes
         return {"images_s": images / c.wall, "cpu_images_s": images / c.cpu, "ran": ran}
     finally:
         torch.backends.cudnn.benchmark = old
@@ -221,12 +232,12 @@ def time_fused(args, k: int, opts: dict) -> dict:
             torch.cuda.empty_cache()
 
 
-def time_fused_safe(args, k: int, opts: dict) -> dict | None:
+def time_fused_safe(args, k: int, opts: dict, lanes: int = 1) -> dict | None:
     """:func:`time_fused`, falling back to fp32 and then to no graph when an option fails."""
     tries = [opts, dict(opts, bf16=False), dict(opts, bf16=False, graph=False, conv="grouped")]
     for attempt in tries:
         try:
-            return time_fused(args, k, attempt)
+            return time_fused(args, k, attempt, lanes)
         except Exception as err:
             print(f"  fused K={k} {label(attempt)} failed: {type(err).__name__}: {err}")
             if torch.device(args.device).type == "cuda":
@@ -312,10 +323,10 @@ def kernel_profile(args, k: int, opts: dict, steps: int) -> dict:
     data = random_set(4096, 3)
     pool = ImageSet(data.images.to(device), data.labels.to(device))
     trainer = make_trainer(args.model, k, device, opts)
-    fused_steps(trainer, pool, args.warmup)
+    fused_steps([trainer], [None], pool, args.warmup)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         with Clock(device) as c:
-            fused_steps(trainer, pool, steps)
+            fused_steps([trainer], [None], pool, steps)
     wall = c.wall
     kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
     total = sum(e.time_range.elapsed_us() for e in kernels) / 1e6
@@ -398,14 +409,15 @@ def one_model_row(args, device: torch.device) -> dict:
     return row
 
 
-def fused_row(args, k: int, opts: dict) -> dict | None:
-    """Row (3) for one K and option set as a table row (None if every fallback failed)."""
-    res = time_fused_safe(args, k, opts)
+def fused_row(args, k: int, opts: dict, lanes: int = 1) -> dict | None:
+    """Row (3) for one K, option set and lane count (None if every fallback failed)."""
+    res = time_fused_safe(args, k, opts, lanes)
     if res is None:
         return None
     rate, ran = res["images_s"], res["ran"]
-    row = {"setting": f"K={k} fused ({label(ran)})", "images_s": rate,
-           "ms_per_step": 1e3 * BATCH * k / rate, "k": k, "options": ran}
+    name = f"K={k} fused ({label(ran)})" + (f" x {lanes} lanes" if lanes > 1 else "")
+    row = {"setting": name, "images_s": rate, "ms_per_step": 1e3 * BATCH * k * lanes / rate,
+           "k": k, "lanes": lanes, "options": ran}
     if args.device == "cpu":
         row["cpu_images_s"] = res["cpu_images_s"]
     print(f"{row['setting']}: {rate:,.0f} images/s", flush=True)
@@ -425,6 +437,7 @@ def collect_rows(args, device: torch.device, opts: dict) -> tuple[list[dict], di
         except Exception as err:
             print(f"processes row failed: {type(err).__name__}: {err}")
     rows += [fused_row(args, k, opts) for k in args.ks]
+    rows += [fused_row(args, k, opts, lanes) for k in args.ks for lanes in args.lanes if lanes > 1]
     if args.sweep and device.type == "cuda":
         rows += [fused_row(args, max(args.ks), parse_options(combo)) for combo in SWEEP
                  if parse_options(combo) != opts]

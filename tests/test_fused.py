@@ -124,6 +124,20 @@ def test_predict_logits_many_equals_predict_logits():
         np.testing.assert_allclose(got[i], predict_logits(net, data), rtol=1e-4, atol=1e-4)
 
 
+def test_lanes_train_the_same_models_as_chunks_in_turn():
+    """Chunks trained side by side (lanes) end exactly as when trained one after another."""
+    data, seeds = make_data(200, 5), [3, 4, 5]  # chunks [3, 4] and [5]: lanes of unequal K
+    cfg = TrainConfig(epochs=2)
+    in_turn = train_many("small_cnn", data, seeds, cfg, chunk=2, lanes=1, progress=False)
+    side_by_side = train_many("small_cnn", data, seeds, cfg, chunk=2, lanes=2, progress=False)
+    assert len(side_by_side) == 3
+    for a, b in zip(in_turn, side_by_side):
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert not torch.equal(side_by_side[0]["fc.weight"], side_by_side[2]["fc.weight"])
+
+
 def test_states_load_into_the_plain_model():
     states = train_many("small_cnn", make_data(64), [0], TrainConfig(epochs=1), progress=False)
     load_state(build_model("small_cnn"), states[0])
@@ -137,6 +151,8 @@ def test_bad_input_is_explained():
         train_many("small_cnn", data, [1], conv="winograd", progress=False)
     with pytest.raises(ValueError, match="chunk"):
         train_many("small_cnn", data, [1], chunk=0, progress=False)
+    with pytest.raises(ValueError, match="lanes"):
+        train_many("small_cnn", data, [1], lanes=0, progress=False)
     with pytest.raises(ValueError, match="cannot fuse layer"):
         widen(nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm(4)), 2)
 
@@ -160,6 +176,11 @@ def test_cuda_graph_matches_one_by_one():
         refs = one_by_one("small_cnn", data, seeds, cfg, device="cuda")
         for g, e, r in zip(graphed, eager, refs):
             assert mismatch(g, e)[0] < 0.02
+            frac, worst = mismatch(g, r)
+            assert frac < 0.02 and worst < 8 * cfg.lr, (frac, worst)
+        lanes = train_many("small_cnn", data, seeds, cfg, device="cuda", chunk=1, lanes=2,
+                           progress=False)  # two graphs replayed on two streams
+        for g, r in zip(lanes, refs):
             frac, worst = mismatch(g, r)
             assert frac < 0.02 and worst < 8 * cfg.lr, (frac, worst)
         bf16 = train_many("resnet18", data, seeds, TrainConfig(epochs=1), device="cuda",

@@ -12,6 +12,12 @@ Adam with L2 weight decay, the cosine schedule stepped per epoch, class-weighted
 cross-entropy and its own BatchNorm running statistics. The loss is the sum of the K
 models' mean losses, so no gradient mixes models, and one Adam over the stacked
 tensors is K independent Adams (Adam is element-wise).
+
+On CUDA several such chunks can train at once (``lanes``), each issuing its steps on a
+stream of its own, so that one chunk's small kernels (grouped convolutions that cuDNN
+runs group by group, Adam's memory-bound updates) overlap with another's. The chunks
+share nothing but the images, so the result is the same as training them one after the
+other.
 """
 
 from __future__ import annotations
@@ -43,6 +49,31 @@ def default_chunk(model_name: str, device: str | torch.device) -> int:
     """How many models to train together on ``device`` (measured: docs/performance.md)."""
     kind = torch.device(device).type
     return _CHUNKS.get((kind, model_name), 32 if kind == "cuda" else 2)
+
+
+def default_lanes(device: str | torch.device) -> int:
+    """How many chunks train at once, each on its own CUDA stream (1 on the CPU).
+
+    1 everywhere until lanes are measured on a GPU (``scripts/bench_train.py --lanes``):
+    the CPU runs the lanes one after the other, so they cannot gain there.
+    """
+    return 1
+
+
+def lane_streams(device: torch.device, lanes: int) -> list:
+    """One stream per lane on CUDA (each waits for the work queued so far); ``None`` elsewhere."""
+    if device.type != "cuda":
+        return [None] * lanes
+    current = torch.cuda.current_stream(device)
+    streams = [torch.cuda.Stream(device) for _ in range(lanes)]
+    for stream in streams:
+        stream.wait_stream(current)
+    return streams
+
+
+def on_stream(stream) -> contextlib.AbstractContextManager:
+    """Issue the block's CUDA work on ``stream`` (a no-op for ``None``)."""
+    return torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
 
 
 CONV_FORMS = ("grouped", "bmm", "split")
@@ -296,7 +327,7 @@ def gather_batch(images: torch.Tensor, labels: torch.Tensor,
     return images[cols].flatten(1, 2), labels[cols]
 
 
-def _check_args(data: ImageSet, seeds, chunk: int | None) -> list[int]:
+def _check_args(data: ImageSet, seeds, chunk: int | None, lanes: int | None) -> list[int]:
     """Validate ``train_many``'s inputs; the seeds as a list of ints."""
     seeds = list(seeds)
     if not seeds:
@@ -305,58 +336,80 @@ def _check_args(data: ImageSet, seeds, chunk: int | None) -> list[int]:
         raise ValueError(f"seeds must be integers, got {seeds[:5]}")
     if len(data) == 0:
         raise ValueError("the training set is empty")
-    if chunk is not None and chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    for name, value in (("chunk", chunk), ("lanes", lanes)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     return [int(s) for s in seeds]
 
 
 def train_many(model_name: str, data: ImageSet, seeds: list[int], cfg: TrainConfig | None = None,
                *, device: str | torch.device = "cpu", num_classes: int = 10,
-               chunk: int | None = None, cuda_graph: bool = True, conv: str | None = None,
-               progress: bool = True) -> list[dict]:
-    """Train one model per seed with the recipe, ``chunk`` models at a time, fused.
+               chunk: int | None = None, lanes: int | None = None, cuda_graph: bool = True,
+               conv: str | None = None, progress: bool = True) -> list[dict]:
+    """Train one model per seed with the recipe, ``chunk`` models fused, ``lanes`` chunks at once.
 
     Model i ends as ``train(init_model(model_name, seeds[i]), data, cfg, seed=seeds[i])``
     would (to float rounding). ``conv``: see :class:`FusedTrainer` (default per device:
-    :func:`default_conv`). Returns the state_dicts on the CPU, in the order of
+    :func:`default_conv`); ``chunk`` and ``lanes``: :func:`default_chunk`,
+    :func:`default_lanes`. Returns the state_dicts on the CPU, in the order of
     ``seeds``, loadable with :func:`unlearnkit.models.load_state`.
     """
     cfg = cfg or TrainConfig()
-    seeds = _check_args(data, seeds, chunk)
+    seeds = _check_args(data, seeds, chunk, lanes)
     device = torch.device(device)
     chunk = chunk or default_chunk(model_name, device)
+    lanes = lanes or default_lanes(device)
+    groups = [seeds[i:i + chunk] for i in range(0, len(seeds), chunk)]
     steps = cfg.epochs * math.ceil(len(data) / cfg.batch_size)
-    bar = tqdm(total=steps * math.ceil(len(seeds) / chunk), desc=f"train x{len(seeds)}",
-               unit="step", disable=not progress, leave=False)
+    bar = tqdm(total=steps * len(groups), desc=f"train x{len(seeds)}", unit="step",
+               disable=not progress, leave=False)
     images, labels = data.images.to(device), data.labels.to(device)
     weight = class_weights(data.labels, num_classes) if cfg.class_weighted else None
     out: list[dict] = []
-    for i in range(0, len(seeds), chunk):
-        group = seeds[i:i + chunk]
-        states = [init_model(model_name, s, num_classes).state_dict() for s in group]
-        trainer = FusedTrainer(model_name, states, cfg, weight=weight, device=device,
-                               num_classes=num_classes, cuda_graph=cuda_graph,
-                               conv=conv or default_conv(device, cuda_graph))
-        _run_epochs(trainer, images, labels, group, bar)
-        out.extend(trainer.states())
-        del trainer, states
+    for i in range(0, len(groups), lanes):
+        wave = groups[i:i + lanes]
+        trainers = [FusedTrainer(model_name,
+                                 [init_model(model_name, s, num_classes).state_dict() for s in group],
+                                 cfg, weight=weight, device=device, num_classes=num_classes,
+                                 cuda_graph=cuda_graph, conv=conv or default_conv(device, cuda_graph))
+                    for group in wave]
+        _run_epochs(trainers, images, labels, wave, bar)
+        for trainer in trainers:
+            out.extend(trainer.states())
+        del trainers
     bar.close()
     return out
 
 
-def _run_epochs(trainer: FusedTrainer, images: torch.Tensor, labels: torch.Tensor,
-                seeds: list[int], bar) -> None:
-    """All epochs of one chunk: each model's own shuffled order, batch by batch."""
-    n, bs = len(labels), trainer.cfg.batch_size
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
-    for _ in range(trainer.cfg.epochs):
-        order = epoch_orders(gens, n, images.device)  # [K, n]
+def _run_epochs(trainers: list[FusedTrainer], images: torch.Tensor, labels: torch.Tensor,
+                groups: list[list[int]], bar) -> None:
+    """All epochs of chunks trained side by side: each model's own shuffled order.
+
+    Step by step, each chunk's work is issued on its own lane (:func:`lane_streams`);
+    the device is synchronised at the end, so the states can be read on any stream.
+    """
+    n, bs, epochs = len(labels), trainers[0].cfg.batch_size, trainers[0].cfg.epochs
+    streams = lane_streams(images.device, len(trainers))
+    gens = [[torch.Generator().manual_seed(s) for s in group] for group in groups]
+    for _ in range(epochs):
+        orders = []
+        for stream, lane_gens in zip(streams, gens):
+            with on_stream(stream):
+                orders.append(epoch_orders(lane_gens, n, images.device))  # [K, n]
         for start in range(0, n, bs):
-            x, y = gather_batch(images, labels, order[:, start:start + bs])
-            per_model = trainer.step(x, y)
-            bar.update(1)
-        trainer.end_epoch()
-        bar.set_postfix(loss=f"{per_model.mean().item():.3f}")
+            losses = []
+            for trainer, stream, order in zip(trainers, streams, orders):
+                with on_stream(stream):
+                    x, y = gather_batch(images, labels, order[:, start:start + bs])
+                    losses.append(trainer.step(x, y))  # [K]
+            bar.update(len(trainers))
+        means = []
+        for trainer, stream, loss in zip(trainers, streams, losses):
+            trainer.end_epoch()
+            with on_stream(stream):  # read each lane's losses on the lane that wrote them
+                means.append(loss.mean().item())
+        bar.set_postfix(loss=f"{sum(means) / len(means):.3f}")
+    _sync(images.device)
 
 
 @torch.no_grad()
