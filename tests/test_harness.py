@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import yaml
 
+from unlearnkit import cache as cache_mod
 from unlearnkit import harness
+from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.cli import main
 from unlearnkit.methods import _REGISTRY, MethodSpec
 from unlearnkit.scoring import forget_quality
+from unlearnkit.train import predict_logits
 
 TINY = {
     "description": "tiny digits for tests",
@@ -118,6 +121,23 @@ def test_resume_after_interruption(bench_file, tmp_path, monkeypatch):
     counter = Counter(monkeypatch)
     assert run_cli(bench_file, tmp_path, "--set", "epochs=1", method="random_label") == 0
     assert counter.kinds == ["method", "method"]  # only the two runs not finished before
+
+
+def test_fused_plan_trains_the_original_with_its_oracle(built, tmp_path, monkeypatch):
+    """--fused 2: the original (seed 0) is one of the fused original jobs, not a job alone,
+    and its checkpoint is the model whose outputs are cached."""
+    jobs = []
+    real = harness.run_job
+    monkeypatch.setattr(harness, "run_job", lambda job: jobs.append(job) or real(job))
+    assert run_cli(built / "tiny.yaml", tmp_path, "--fused", "2", out="fused") == 0
+    originals = [job.seeds for job in jobs if job.kind == harness.ORIGINAL]
+    assert originals == [(0, 1), (2, 3)]
+    assert [job.seeds for job in jobs if job.kind == harness.RETRAIN][0] == (0,)  # timed alone
+    ctx = harness.prepare(load_benchmark(str(built / "tiny.yaml")), tmp_path / "cache")
+    cached = cache_mod.load_outputs(ctx.model_path(harness.ORIGINAL, harness.ORIGINAL_SEED))
+    net = harness.load_original(ctx, "cpu")
+    np.testing.assert_allclose(predict_logits(net, ctx.parts["forget"]), cached.forget_logits,
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_corrupted_cache_entry_is_rebuilt(bench_file, tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ import numpy as np
 from . import harness
 from .benchmarks import Benchmark
 from .cache import Outputs
-from .harness import ORIGINAL, RETRAIN, Context, Plan
+from .harness import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, Plan
 from .scoring import final_score, forget_quality, logit_scaled_confidence
 
 TIME_RULE = 0.2  # the competition's intent: an unlearning run costs <= 20% of a retrain
@@ -79,12 +79,18 @@ def prepare_references(bench: Benchmark, plan: Plan) -> tuple[Context, dict]:
     n = bench.num_models
     if n < 2:
         raise ValueError(f"num_models must be >= 2 (the metric compares N models), got {n}")
-    harness.ensure_original(ctx, plan)
+    oracle = list(range(1, n + 1))  # the original oracle: seeds 1..N of kind original
+    if plan.fused > 1:  # the original (seed 0) trains fused with its oracle
+        harness.ensure_models(ctx, plan, ORIGINAL, [ORIGINAL_SEED] + oracle,
+                              "original + original oracle")
+        harness.ensure_original(ctx, dataclasses.replace(plan, fresh=False))  # alone if its file is gone
+    else:
+        harness.ensure_original(ctx, plan)
+        harness.ensure_models(ctx, plan, ORIGINAL, oracle, "original oracle")
     # Reference seed 0 is trained alone: its wall time is the honest `retrain_seconds`.
-    harness.ensure_models(ctx, Plan(**{**plan.__dict__, "fused": 1, "workers": 1}),
-                          RETRAIN, [0], "reference 0 (timed)")
+    harness.ensure_models(ctx, dataclasses.replace(plan, fused=1, workers=1), RETRAIN, [0],
+                          "reference 0 (timed)")
     harness.ensure_models(ctx, plan, RETRAIN, list(range(1, 2 * n)), "references + retrain oracle")
-    harness.ensure_models(ctx, plan, ORIGINAL, list(range(1, n + 1)), "original oracle")
     paths = {
         "refs": [ctx.model_path(RETRAIN, s) for s in range(n)],
         "retrain": [ctx.model_path(RETRAIN, s) for s in range(n, 2 * n)],

@@ -166,6 +166,8 @@ def _train_fused(ctx: Context, job: Job, device: torch.device) -> list[dict]:
               for name in ("forget", "test", "retain")}  # each [K, n, C]
     metas = []
     for i, seed in enumerate(job.seeds):
+        if job.kind == ORIGINAL and seed == ORIGINAL_SEED:
+            save_checkpoint(states[i], ctx.original_path)  # before its outputs: see ensure_original
         meta = {"kind": job.kind, "seed": seed, "seconds": seconds, "fused": len(job.seeds)}
         out = cache_mod.Outputs(logits["forget"][i], logits["test"][i],
                                 logits["retain"][i].argmax(1), meta)
