@@ -232,6 +232,15 @@ def cycle(loader: Iterable, device: torch.device, gen: torch.Generator,
             )
 
 
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, sched=None) -> None:
+    """One optimiser step on ``loss``: gradients cleared, backward, step, then the schedule."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if sched is not None:
+        sched.step()
+
+
 def finish(net: nn.Module) -> nn.Module:
     """``net`` in eval mode: how every method hands it back."""
     return net.eval()

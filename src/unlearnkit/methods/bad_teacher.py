@@ -17,6 +17,7 @@ from torch import nn
 from . import register_method
 from ._common import (
     MethodConfig,
+    descend,
     finish,
     frozen_copy,
     generator,
@@ -127,7 +128,5 @@ def bad_teacher(net: nn.Module, retain_loader, forget_loader, val_loader, *, see
                 good_logits = good(xb)
                 bad_logits = bad(_bad_input(xb, bad_teacher_input))
             loss = bad_teacher_loss(net(xb), good_logits, bad_logits, fb, temperature, reduction)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            descend(opt, loss)
     return finish(net)

@@ -16,6 +16,7 @@ from . import register_method
 from ._common import (
     MethodConfig,
     cosine_lambda,
+    descend,
     finish,
     generator,
     net_device,
@@ -69,10 +70,6 @@ def finetune(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: 
             if step >= total:
                 break
             loss = F.cross_entropy(net(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
+            descend(opt, loss, sched)
             step += 1
     return finish(net)

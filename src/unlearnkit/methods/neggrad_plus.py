@@ -17,6 +17,7 @@ from . import register_method
 from ._common import (
     MethodConfig,
     cycle,
+    descend,
     finish,
     generator,
     net_device,
@@ -70,8 +71,6 @@ def neggrad_plus(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
                 break
             xf, yf = next(forget_batches)
             loss = alpha * F.cross_entropy(net(xr), yr) - (1 - alpha) * F.cross_entropy(net(xf), yf)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            descend(opt, loss)
             step += 1
     return finish(net)

@@ -17,6 +17,7 @@ from . import register_method
 from ._common import (
     MethodConfig,
     collect,
+    descend,
     finish,
     generator,
     net_device,
@@ -76,8 +77,6 @@ def random_label(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
             if 0 < max_steps <= step:
                 break
             loss = F.cross_entropy(net(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            descend(opt, loss)
             step += 1
     return finish(net)

@@ -23,6 +23,7 @@ from . import register_method
 from ._common import (
     MethodConfig,
     check_whole_classes,
+    descend,
     finish,
     generator,
     iter_batches,
@@ -135,9 +136,7 @@ def _fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, epochs:
     for _ in progress_bar(range(epochs), progress, desc):
         for xb, yb in split_batches(x, y, batch_size=batch_size, gen=gen):
             loss = F.cross_entropy(net(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            descend(opt, loss)
 
 
 @register_method(
