@@ -274,3 +274,13 @@ def test_real_cifar10_cache_reuse(tmp_path, monkeypatch):
     again = get_source("cifar10", **opts)
     assert torch.equal(first.train.images, again.train.images)
     assert torch.equal(first.test.labels, again.test.labels)
+
+
+def test_progress_reaches_the_sources_that_show_bars(tmp_path, capsys):
+    """``progress`` silences CIFAR-10's decoding bars and is ignored by digits (no bars)."""
+    make_image_folder(tmp_path / "c10")
+    get_source("cifar10", root=tmp_path / "c10", cache=False, progress=False)
+    assert "decode" not in capsys.readouterr().err
+    get_source("cifar10", root=tmp_path / "c10", cache=False, progress=True)
+    assert "decode CIFAR-10 train" in capsys.readouterr().err
+    assert len(get_source("digits", progress=False, views=1).train) > 0

@@ -98,7 +98,7 @@ def cmd_train_original(args) -> int:
     bench = load_benchmark(args.bench)
     plan = Plan(device=args.device or _default_device(), cache_dir=args.cache,
                 data_root=args.data, fresh=args.fresh)
-    ctx = prepare(bench, plan.cache_dir, plan.data_root)
+    ctx = prepare(bench, plan.cache_dir, plan.data_root, plan.progress)
     ensure_original(ctx, plan)
     net = load_original(ctx, plan.device)
     for part in ("train", "test"):

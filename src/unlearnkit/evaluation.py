@@ -75,7 +75,7 @@ def _seconds(entries: list[Outputs]) -> float:
 
 def prepare_references(bench: Benchmark, plan: Plan) -> tuple[Context, dict]:
     """Train whatever is missing of: the original, the references and both oracles."""
-    ctx = harness.prepare(bench, plan.cache_dir, plan.data_root)
+    ctx = harness.prepare(bench, plan.cache_dir, plan.data_root, plan.progress)
     n = bench.num_models
     if n < 2:
         raise ValueError(f"num_models must be >= 2 (the metric compares N models), got {n}")

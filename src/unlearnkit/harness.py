@@ -66,9 +66,9 @@ class Context:
 
 
 def prepare(bench: Benchmark, cache_dir: str | Path | None = None,
-            data_root: str | Path | None = None) -> Context:
+            data_root: str | Path | None = None, progress: bool | None = None) -> Context:
     """Load the benchmark's data and its split (made once, then read from the cache)."""
-    source = get_source(bench.source, root=data_root, **bench.source_options)
+    source = get_source(bench.source, root=data_root, progress=progress, **bench.source_options)
     folder = cache_mod.cache_root(cache_dir) / f"{bench.name}-{bench.key()}"
     split_path = folder / "split.json"
     if split_path.is_file():

@@ -50,11 +50,13 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path.cwd() / "data"
 
 
-def get_source(name: str, root: str | os.PathLike | None = None, **options) -> SourceData:
+def get_source(name: str, root: str | os.PathLike | None = None, *,
+               progress: bool | None = None, **options) -> SourceData:
     """Load source ``name`` (see :func:`source_names`) with its ``options``.
 
-    ``root`` is handed to the source (digits ignores it); unknown options raise a
-    ``ValueError`` that lists the valid ones.
+    ``root`` is handed to the source (digits ignores it); so is ``progress`` (bars while
+    decoding) when set and the source shows any. Unknown options raise a ``ValueError``
+    that lists the valid ones.
     """
     if name not in _SOURCES:
         raise ValueError(f"unknown data source {name!r}; choose one of: {', '.join(source_names())}")
@@ -64,6 +66,8 @@ def get_source(name: str, root: str | os.PathLike | None = None, **options) -> S
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for source {name!r}; valid: {valid}")
+    if progress is not None and "progress" in valid:
+        options = {**options, "progress": progress}
     return loader(root=root, **options)
 
 
