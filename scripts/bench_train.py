@@ -45,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=None, help="processes for row (2); 0 skips it")
     p.add_argument("--options", default="bf16+cl+graph",
                    help="fused options: '+'-joined of bf16, cl (channels_last), graph, cudnn "
-                        "(cudnn.benchmark) [CUDA only] and grouped, bmm, split or auto (how "
+                        "(cudnn.benchmark) [CUDA only] and grouped, bmm, split, hybrid or auto (how "
                         "convolutions run); 'fp32' for no flag")
     p.add_argument("--lanes", default="",
                    help="comma-separated L values: also time L chunks of K at once, per K")
@@ -168,12 +168,12 @@ _FLAGS = ("bf16", "cl", "graph", "cudnn")
 
 
 def parse_options(text: str) -> dict:
-    """``'bf16+cl+graph+auto'`` -> flags for the fused trainer (``conv``: grouped/bmm/auto)."""
+    """``'bf16+cl+graph+auto'`` -> flags for the fused trainer (``conv``: how convolutions run)."""
     words = set(text.split("+")) - {"fp32"}
-    convs = words & {"grouped", "bmm", "split", "auto"}
+    convs = words & {"grouped", "bmm", "split", "hybrid", "auto"}
     if words - set(_FLAGS) - convs or len(convs) > 1:
         raise ValueError(f"bad fused options {text!r}; use {'+'.join(_FLAGS)} and at most one "
-                         "of grouped, bmm, split, auto")
+                         "of grouped, bmm, split, hybrid, auto")
     conv = convs.pop() if convs else "grouped"
     return {**{w: w in words for w in _FLAGS}, "conv": conv}
 
@@ -394,7 +394,7 @@ def describe_machine(device: torch.device) -> str:
 
 
 SWEEP = ("fp32", "graph+auto", "bf16+cl+auto", "bf16+cl+graph", "bf16+cl+graph+bmm",
-         "bf16+graph+bmm", "bf16+graph+auto", "bf16+cl+graph+cudnn")
+         "bf16+graph+bmm", "bf16+graph+auto", "bf16+cl+graph+cudnn", "bf16+cl+graph+hybrid")
 """Option combinations ``--sweep`` times at the largest K (CUDA)."""
 
 

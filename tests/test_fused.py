@@ -79,7 +79,7 @@ def test_resnet18_matches_one_by_one():
         assert np.linalg.norm(logits[i] - want) < 1e-2 * np.linalg.norm(want)
 
 
-@pytest.mark.parametrize("conv", ["bmm", "auto"])
+@pytest.mark.parametrize("conv", ["bmm", "hybrid", "auto"])
 def test_other_conv_forms_match_one_by_one(conv):
     data, seeds = make_data(64, 4), [8, 9]
     fused = train_many("small_cnn", data, seeds, CFG, conv=conv, progress=False)
@@ -91,7 +91,8 @@ def test_other_conv_forms_match_one_by_one(conv):
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("shape", [(3, 8, 7, 2, 3, 1, False), (4, 6, 3, 1, 1, 1, True),
                                    (4, 6, 1, 2, 0, 1, False), (5, 7, 3, 2, 2, 2, True)])
-def test_bmm_conv_equals_grouped_conv(shape, channels_last):
+def test_bmm_and_hybrid_conv_equal_grouped_conv(shape, channels_last):
+    """Outputs and the gradients of input, weight and bias, for every form."""
     cin, cout, size, stride, pad, dil, bias = shape
     torch.manual_seed(0)
     conv = StackedConv2d(3, nn.Conv2d(cin, cout, size, stride, pad, dil, bias=bias))
@@ -99,16 +100,31 @@ def test_bmm_conv_equals_grouped_conv(shape, channels_last):
     if channels_last:
         conv, x = conv.to(memory_format=torch.channels_last), x.to(
             memory_format=torch.channels_last)
-    results = []
-    for impl in ("grouped", "bmm"):
+    results = {}
+    for impl in ("grouped", "bmm", "hybrid"):
         conv.impl = impl
         xi = x.clone().requires_grad_()
         y = conv(xi)  # [2, 3*cout, Ho, Wo]
-        results.append((y, *torch.autograd.grad(y.square().sum(), [xi, conv.weight])))
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    assert results[1][0].is_contiguous(
+        wrt = [xi, conv.weight] + ([conv.bias] if bias else [])
+        results[impl] = (y, *torch.autograd.grad(y.square().sum(), wrt))
+    for impl in ("bmm", "hybrid"):
+        for a, b in zip(results["grouped"], results[impl]):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4, msg=impl)
+    assert results["bmm"][0].is_contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def test_hybrid_conv_without_input_gradient():
+    """The first layer (the images): only the weight gradient is computed, and it is right."""
+    torch.manual_seed(1)
+    conv = StackedConv2d(2, nn.Conv2d(3, 4, 3, 1, 1))
+    x = torch.randn(5, 6, 8, 8)
+    grads = {}
+    for impl in ("grouped", "hybrid"):
+        conv.impl = impl
+        grads[impl] = torch.autograd.grad(conv(x).square().sum(), [conv.weight, conv.bias])
+    for a, b in zip(grads["grouped"], grads["hybrid"]):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
 
 
 def test_predict_logits_many_equals_predict_logits():
@@ -188,3 +204,21 @@ def test_cuda_graph_matches_one_by_one():
         assert all(torch.isfinite(v.float()).all() for s in bf16 for v in s.values())
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def test_hybrid_conv_under_autocast_gives_parameter_dtype_gradients():
+    """Under bf16 autocast (on the CPU here; CUDA in training) the casts sit outside the
+    custom Function, so the weight gradient comes back float32, near the grouped one's."""
+    torch.manual_seed(2)
+    conv = StackedConv2d(2, nn.Conv2d(4, 4, 3, 1, 1))
+    x = torch.randn(3, 8, 8, 8, requires_grad=True)
+    grads = {}
+    for impl in ("grouped", "hybrid"):
+        conv.impl = impl
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv(x)
+        assert y.dtype == torch.bfloat16
+        grads[impl] = torch.autograd.grad(y.float().square().sum(), [x, conv.weight, conv.bias])
+    for a, b in zip(grads["grouped"], grads["hybrid"]):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(b, a, rtol=0.05, atol=0.05 * float(a.abs().max()))

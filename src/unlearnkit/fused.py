@@ -76,7 +76,7 @@ def on_stream(stream) -> contextlib.AbstractContextManager:
     return torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
 
 
-CONV_FORMS = ("grouped", "bmm", "split")
+CONV_FORMS = ("grouped", "bmm", "split", "hybrid")
 """How a stacked convolution can run (:class:`~unlearnkit.fused_net.StackedConv2d`)."""
 
 

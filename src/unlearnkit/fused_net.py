@@ -47,14 +47,16 @@ class StackedLinear(nn.Module):
 
 
 class StackedConv2d(nn.Conv2d):
-    """A ``Conv2d`` for K models (weight ``[K*out, in, kh, kw]``, groups K), run one of three ways.
+    """A ``Conv2d`` for K models (weight ``[K*out, in, kh, kw]``, groups K), run one of four ways.
 
     ``impl = "grouped"``: one grouped convolution (cuDNN/oneDNN; some of their grouped
     kernels loop over the groups). ``impl = "bmm"``: the patches unfolded once and K
     matrix products in one batched GEMM. ``impl = "split"``: K ordinary convolutions on
     the K channel blocks (the one-model kernels; for the CPU, where oneDNN's grouped
-    backward is slower). Same function, rounding apart;
-    :func:`unlearnkit.fused.tune_convs` picks the fastest per layer.
+    backward is slower). ``impl = "hybrid"``: grouped forward and input gradient, the
+    weight gradient as one batched GEMM over unfolded patches (:class:`HybridConv`).
+    Same function, rounding apart; :func:`unlearnkit.fused.tune_convs` picks the fastest
+    per layer.
     """
 
     def __init__(self, k: int, conv: nn.Conv2d):
@@ -74,6 +76,9 @@ class StackedConv2d(nn.Conv2d):
         if self.impl == "bmm" and self.can_bmm:
             return bmm_conv(x, self.weight, self.bias, self.k, self.stride, self.padding,
                             self.dilation)
+        if self.impl == "hybrid" and self.can_bmm:
+            return hybrid_conv(x, self.weight, self.bias, self.k, self.stride, self.padding,
+                               self.dilation)
         if self.impl == "split" and self.padding_mode == "zeros":
             return self._split(x)
         return super().forward(x)
@@ -87,6 +92,24 @@ class StackedConv2d(nn.Conv2d):
         return torch.cat(outs, 1)
 
 
+def unfold_patches(x: torch.Tensor, k: int, kernel_size, stride, padding,
+                   dilation) -> torch.Tensor:
+    """The K models' convolution patches of ``x`` [B, K*Cin, H, W]: [K, B*Ho*Wo, kh*kw*Cin].
+
+    A patch is laid out (kh, kw, Cin), matching a weight permuted to ``[Cout, kh, kw, Cin]``
+    (the channels_last order).
+    """
+    b, cin = x.shape[0], x.shape[1] // k
+    (kh, kw), (ph, pw), (sh, sw), (dh, dw) = kernel_size, padding, stride, dilation
+    xp = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
+    patches = (xp.permute(0, 2, 3, 1)  # [B, Hp, Wp, K*Cin]
+               .unfold(1, dh * (kh - 1) + 1, sh).unfold(2, dw * (kw - 1) + 1, sw))
+    patches = patches[..., ::dh, ::dw]  # [B, Ho, Wo, K*Cin, kh, kw], a view
+    ho, wo = patches.shape[1:3]
+    return (patches.reshape(b, ho, wo, k, cin, kh, kw).permute(3, 0, 1, 2, 5, 6, 4)
+            .reshape(k, b * ho * wo, kh * kw * cin))
+
+
 def bmm_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k: int,
              stride, padding, dilation) -> torch.Tensor:
     """K convolutions as one batched GEMM over unfolded patches.
@@ -96,14 +119,8 @@ def bmm_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k
     """
     b = x.shape[0]
     cout, cin, kh, kw = weight.shape[0] // k, *weight.shape[1:]
-    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
-    xp = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
-    patches = (xp.permute(0, 2, 3, 1)  # [B, Hp, Wp, K*Cin]
-               .unfold(1, dh * (kh - 1) + 1, sh).unfold(2, dw * (kw - 1) + 1, sw))
-    patches = patches[..., ::dh, ::dw]  # [B, Ho, Wo, K*Cin, kh, kw], a view
-    ho, wo = patches.shape[1:3]
-    cols = (patches.reshape(b, ho, wo, k, cin, kh, kw).permute(3, 0, 1, 2, 5, 6, 4)
-            .reshape(k, b * ho * wo, kh * kw * cin))  # [K, B*Ho*Wo, kh*kw*Cin]
+    cols = unfold_patches(x, k, (kh, kw), stride, padding, dilation)  # [K, B*Ho*Wo, kh*kw*Cin]
+    ho, wo = _out_size(x, (kh, kw), stride, padding, dilation)
     w = weight.permute(0, 2, 3, 1).reshape(k, cout, kh * kw * cin).transpose(1, 2)
     if bias is None:
         out = torch.bmm(cols, w)  # [K, B*Ho*Wo, Cout]
@@ -112,6 +129,72 @@ def bmm_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k
     out = (out.view(k, b, ho, wo, cout).permute(1, 2, 3, 0, 4)
            .reshape(b, ho, wo, k * cout).permute(0, 3, 1, 2))  # [B, K*Cout, Ho, Wo]
     return out if x.is_contiguous(memory_format=torch.channels_last) else out.contiguous()
+
+
+def _out_size(x: torch.Tensor, kernel_size, stride, padding, dilation) -> tuple[int, int]:
+    """Output height and width of a convolution of ``x`` [B, C, H, W]."""
+    return tuple((x.shape[2 + i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1)
+                 // stride[i] + 1 for i in range(2))
+
+
+class HybridConv(torch.autograd.Function):
+    """A grouped convolution whose weight gradient is one batched GEMM.
+
+    Forward and input gradient run the library's grouped kernels; the weight gradient of
+    the K models, ``grad_out_k^T @ patches_k``, is one ``bmm`` over the unfolded input.
+    The reason: cuDNN runs grouped convolutions group by group (a slicing kernel and a
+    small convolution per group and pass), and of the three passes the weight gradient
+    is the one a batched GEMM serves without a scatter (the input gradient by GEMM would
+    need a ``fold``). Inputs arrive already in one dtype (see :func:`hybrid_conv`).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, k, stride, padding, dilation):
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (k, stride, padding, dilation, bias is not None)
+        return F.conv2d(x, weight, bias, stride, padding, dilation, k)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        k, stride, padding, dilation, has_bias = ctx.conf
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.nn.grad.conv2d_input(x.shape, weight, grad_out, stride, padding,
+                                                dilation, k)
+        if ctx.needs_input_grad[1]:
+            grad_w = bmm_weight_grad(x, grad_out, weight.shape, k, stride, padding, dilation)
+        if has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad_out.sum((0, 2, 3))
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+def bmm_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, weight_shape, k: int, stride,
+                    padding, dilation) -> torch.Tensor:
+    """The weight gradient [K*Cout, Cin, kh, kw] of K convolutions, as one batched GEMM.
+
+    Returned with channels_last strides (the patch order), the layout of a
+    channels_last weight.
+    """
+    cout, cin, kh, kw = weight_shape[0] // k, *weight_shape[1:]
+    cols = unfold_patches(x, k, (kh, kw), stride, padding, dilation)  # [K, B*Ho*Wo, kh*kw*Cin]
+    g = grad_out.permute(0, 2, 3, 1).reshape(-1, k, cout).transpose(0, 1)  # [K, B*Ho*Wo, Cout]
+    grad = torch.bmm(g.transpose(1, 2), cols)  # [K, Cout, kh*kw*Cin]
+    return grad.view(k * cout, kh, kw, cin).permute(0, 3, 1, 2)
+
+
+def hybrid_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k: int,
+                stride, padding, dilation) -> torch.Tensor:
+    """:class:`HybridConv` under autocast too: the casts happen outside it, so autograd
+    carries each gradient back to its parameter's dtype."""
+    kind = x.device.type
+    if torch.is_autocast_enabled(kind):
+        dtype = torch.get_autocast_dtype(kind)
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+        with torch.autocast(kind, enabled=False):
+            return HybridConv.apply(x, weight, bias, k, stride, padding, dilation)
+    return HybridConv.apply(x, weight, bias, k, stride, padding, dilation)
 
 
 def _wide_conv(m: nn.Conv2d, k: int) -> StackedConv2d:
