@@ -368,17 +368,20 @@ def train_many(model_name: str, data: ImageSet, seeds: list[int], cfg: TrainConf
     out: list[dict] = []
     for i in range(0, len(groups), lanes):
         wave = groups[i:i + lanes]
-        trainers = [FusedTrainer(model_name,
-                                 [init_model(model_name, s, num_classes).state_dict() for s in group],
-                                 cfg, weight=weight, device=device, num_classes=num_classes,
-                                 cuda_graph=cuda_graph, conv=conv or default_conv(device, cuda_graph))
-                    for group in wave]
+        trainers = [FusedTrainer(model_name, _initial_states(model_name, group, num_classes), cfg,
+                                 weight=weight, device=device, num_classes=num_classes,
+                                 cuda_graph=cuda_graph, conv=conv) for group in wave]
         _run_epochs(trainers, images, labels, wave, bar)
         for trainer in trainers:
             out.extend(trainer.states())
         del trainers
     bar.close()
     return out
+
+
+def _initial_states(model_name: str, seeds: list[int], num_classes: int) -> list[dict]:
+    """Each seed's initial model state, as :func:`~unlearnkit.train.init_model` makes it."""
+    return [init_model(model_name, s, num_classes).state_dict() for s in seeds]
 
 
 def _run_epochs(trainers: list[FusedTrainer], images: torch.Tensor, labels: torch.Tensor,
