@@ -2,7 +2,7 @@
 # The GPU checks the kit still owes, each mode one device call under the 600 s limit;
 # every result is written to $OUT as it comes, so a run cut short still reports.
 #
-#   bash scripts/gpu_check.sh speed          CUDA tests + fused throughput: lanes, hybrid convs (issue 7), ~5 min
+#   bash scripts/gpu_check.sh speed          CUDA tests + fused throughput: lanes, hybrid, auto (issue 7), ~6 min
 #   bash scripts/gpu_check.sh reproduce [N]  full-size class removal on CIFAR-10 (issue 5), N = 4: ~8 min
 #
 # For reproduce, here first: python scripts/pack_images.py pack <cifar10 folder> .gpu/cifar10.npz
@@ -32,6 +32,10 @@ if [ "$mode" = speed ]; then
     timeout 150 python3 scripts/bench_train.py --device cuda --model resnet18 --k 64 \
         --lanes 2 --procs 0 --steps 20 --options bf16+cl+graph+hybrid \
         --json "$OUT/bench_hybrid.json" 2>&1 | tee "$OUT/bench_hybrid.log" | grep -v "^ *warning"
+    stage "per-layer forms chosen by timing graph replays (auto)"
+    timeout 150 python3 scripts/bench_train.py --device cuda --model resnet18 --k 64 \
+        --procs 0 --steps 20 --options bf16+cl+graph+auto \
+        --json "$OUT/bench_auto.json" 2>&1 | tee "$OUT/bench_auto.log" | grep -v "^ *warning"
 elif [ "$mode" = reproduce ]; then
     [ -f .gpu/cifar10.npz ] || { echo ".gpu/cifar10.npz missing: pack it here and carry .gpu"; exit 2; }
     stage "full-size reproduction: class removal, N = ${2:-4}"

@@ -16,8 +16,14 @@ import torch
 from torch import nn
 
 from unlearnkit.data.base import ImageSet
-from unlearnkit.fused import default_chunk, predict_logits_many, train_many
-from unlearnkit.fused_net import StackedConv2d, widen
+from unlearnkit.fused import (
+    CONV_FORMS,
+    default_chunk,
+    predict_logits_many,
+    train_many,
+    tune_convs,
+)
+from unlearnkit.fused_net import StackedConv2d, build_wide, widen
 from unlearnkit.models import build_model, load_state
 from unlearnkit.train import TrainConfig, init_model, predict_logits, train
 
@@ -222,3 +228,16 @@ def test_hybrid_conv_under_autocast_gives_parameter_dtype_gradients():
     for a, b in zip(grads["grouped"], grads["hybrid"]):
         assert b.dtype == torch.float32
         torch.testing.assert_close(b, a, rtol=0.05, atol=0.05 * float(a.abs().max()))
+
+
+def test_tune_convs_sets_a_known_form_on_every_layer():
+    """``graphed`` timing falls back to the eager clock off CUDA; every layer gets a form."""
+    states = [init_model("small_cnn", s).state_dict() for s in (0, 1)]
+    with torch.device("meta"):
+        template = build_model("small_cnn")
+    net = build_wide(template, states, "cpu").train()
+    x = make_data(16).images.repeat(1, 2, 1, 1)  # [16, 2*3, 32, 32]
+    chosen = tune_convs(net, x, amp=False, reps=1, graphed=True)
+    convs = [n for n, m in net.named_modules() if isinstance(m, StackedConv2d)]
+    assert sorted(chosen) == sorted(convs) and set(chosen.values()) <= set(CONV_FORMS)
+    assert all(net.get_submodule(n).impl == impl for n, impl in chosen.items())

@@ -116,12 +116,16 @@ def summed_loss(logits: torch.Tensor, y: torch.Tensor,
     return per_model.sum(), per_model.detach()
 
 
-def tune_convs(net: nn.Module, x: torch.Tensor, amp: bool, reps: int = 3) -> dict[str, str]:
+def tune_convs(net: nn.Module, x: torch.Tensor, amp: bool, reps: int = 3,
+               graphed: bool = False) -> dict[str, str]:
     """Set each stacked convolution of ``net`` to its faster form on batches like ``x``.
 
     Times forward + backward of every :class:`StackedConv2d` in each of
     :data:`CONV_FORMS` on the inputs it sees in one eval-mode pass (no running statistics
-    change, no gradient is stored). Returns ``{layer: impl}``.
+    change, no gradient is stored). ``graphed`` (CUDA): time each form as a replayed
+    CUDA graph, as training with graphs will run it, so that launch costs the graph
+    removes do not count (eager timing favours forms with few kernels). Returns
+    ``{layer: impl}``.
     """
     inputs: dict[str, torch.Tensor] = {}
     convs = {n: m for n, m in net.named_modules() if isinstance(m, StackedConv2d) and m.can_bmm}
@@ -140,7 +144,7 @@ def tune_convs(net: nn.Module, x: torch.Tensor, amp: bool, reps: int = 3) -> dic
         key = (tuple(inp.shape), inp.stride(), inp.dtype, tuple(conv.weight.shape), conv.stride,
                conv.padding, conv.dilation, first)
         if key not in seen:
-            times = {impl: _time_conv(conv, impl, inp, not first, amp, reps)
+            times = {impl: _time_conv(conv, impl, inp, not first, amp, reps, graphed)
                      for impl in CONV_FORMS}
             seen[key] = min(times, key=times.get)
         conv.impl = seen[key]
@@ -148,7 +152,7 @@ def tune_convs(net: nn.Module, x: torch.Tensor, amp: bool, reps: int = 3) -> dic
 
 
 def _time_conv(conv: StackedConv2d, impl: str, inp: torch.Tensor, input_grad: bool,
-               amp: bool, reps: int) -> float:
+               amp: bool, reps: int, graphed: bool = False) -> float:
     """Seconds per forward + backward of ``conv`` in form ``impl`` (after one untimed run)."""
     conv.impl = impl
     inp = inp.detach().requires_grad_(input_grad)
@@ -160,12 +164,42 @@ def _time_conv(conv: StackedConv2d, impl: str, inp: torch.Tensor, input_grad: bo
         torch.autograd.grad(out, wrt, grad_outputs=torch.ones_like(out))
 
     once()
+    if graphed and inp.device.type == "cuda":
+        try:
+            return _time_graph_replay(once, inp.device, reps)
+        except Exception as err:  # timing is advice: fall back to the eager clock
+            warnings.warn(f"timing convolution form {impl!r} in a CUDA graph failed "
+                          f"({type(err).__name__}: {err}); timing it eagerly", RuntimeWarning,
+                          stacklevel=2)
     _sync(inp.device)
     t0 = time.perf_counter()
     for _ in range(reps):
         once()
     _sync(inp.device)
     return (time.perf_counter() - t0) / reps
+
+
+def _time_graph_replay(fn, device: torch.device, reps: int) -> float:
+    """Seconds per replay of ``fn`` captured as a CUDA graph (CUDA events, after one replay)."""
+    side = torch.cuda.Stream(device)  # capture wants a warm-up on a side stream
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    torch.cuda.synchronize(device)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    graph.replay()
+    start, end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+    start.record()
+    for _ in range(reps):
+        graph.replay()
+    end.record()
+    end.synchronize()
+    seconds = start.elapsed_time(end) / 1e3 / reps
+    del graph
+    return seconds
 
 
 def _sync(device: torch.device) -> None:
@@ -186,8 +220,9 @@ class FusedTrainer:
     (oneDNN's pooling is several times faster so, and the one-model loop's weights turn
     channels_last after its first Adam step anyway). ``conv`` picks how the stacked
     convolutions run: ``"grouped"``, ``"bmm"``, ``"split"`` (see
-    :class:`~unlearnkit.fused_net.StackedConv2d`) or ``"auto"`` (timed per layer,
-    eagerly, on the first batch: :func:`tune_convs`); default :func:`default_conv`.
+    :class:`~unlearnkit.fused_net.StackedConv2d`) or ``"auto"`` (timed per layer on
+    the first batch, as graph replays when graphs are on: :func:`tune_convs`); default
+    :func:`default_conv`.
     """
 
     warmup_steps = 3
@@ -257,7 +292,9 @@ class FusedTrainer:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.conv_impls is None:
-            self.conv_impls = tune_convs(self.net, x, self.cfg.amp and self.on_cuda)
+            self.conv_impls = tune_convs(self.net, x, self.cfg.amp and self.on_cuda,
+                                         reps=10 if self.use_graph else 3,
+                                         graphed=self.use_graph)
         graphable = self.use_graph and x.shape[0] == self.full_batch
         if graphable and self.graph is None and self.steps_done >= self.warmup_steps:
             self.graph = self._capture(x, y)
