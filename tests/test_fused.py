@@ -202,9 +202,14 @@ def test_cuda_graph_matches_one_by_one():
             assert frac < 0.02 and worst < 8 * cfg.lr, (frac, worst)
         lanes = train_many("small_cnn", data, seeds, cfg, device="cuda", chunk=1, lanes=2,
                            progress=False)  # two graphs replayed on two streams
-        for g, r in zip(lanes, refs):
-            frac, worst = mismatch(g, r)
-            assert frac < 0.02 and worst < 8 * cfg.lr, (frac, worst)
+        hybrid = train_many("small_cnn", data, seeds, cfg, device="cuda", conv="hybrid",
+                            progress=False)
+        auto = train_many("small_cnn", data, seeds, cfg, device="cuda", conv="auto",
+                          progress=False)  # forms chosen by timing graph replays
+        for other in (lanes, hybrid, auto):
+            for g, r in zip(other, refs):
+                frac, worst = mismatch(g, r)
+                assert frac < 0.02 and worst < 8 * cfg.lr, (frac, worst)
         bf16 = train_many("resnet18", data, seeds, TrainConfig(epochs=1), device="cuda",
                           progress=False)
         assert all(torch.isfinite(v.float()).all() for s in bf16 for v in s.values())
