@@ -210,9 +210,10 @@ def test_cuda_graph_matches_one_by_one():
             for g, r in zip(other, refs):
                 frac, worst = mismatch(g, r)
                 assert frac < 0.02 and worst < 8 * cfg.lr, (frac, worst)
-        bf16 = train_many("resnet18", data, seeds, TrainConfig(epochs=1), device="cuda",
-                          progress=False)
-        assert all(torch.isfinite(v.float()).all() for s in bf16 for v in s.values())
+        for conv in ("grouped", "hybrid"):  # bf16 autocast + channels_last + graphs
+            bf16 = train_many("resnet18", data, seeds, TrainConfig(epochs=1), device="cuda",
+                              conv=conv, progress=False)
+            assert all(torch.isfinite(v.float()).all() for s in bf16 for v in s.values()), conv
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
