@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The GPU checks the kit still owes, each mode one device call under the 600 s limit;
+# The GPU checks the kit still owes, each mode one device call under the 600 s limit
+# (times estimated from earlier H200 rates, not yet timed);
 # every result is written to $OUT as it comes, so a run cut short still reports.
 #
-#   bash scripts/gpu_check.sh speed          CUDA tests + fused throughput: lanes, hybrid, auto (issue 7), ~6 min
-#   bash scripts/gpu_check.sh reproduce [N]  full-size class removal on CIFAR-10 (issue 5), N = 4: ~8 min
+#   bash scripts/gpu_check.sh speed          CUDA tests + fused throughput: lanes, hybrid, auto (issue 7), est. 6 min
+#   bash scripts/gpu_check.sh reproduce [N]  full-size class removal on CIFAR-10 (issue 5), N = 4: est. 8 min
 #
 # For reproduce, here first: python scripts/pack_images.py pack <cifar10 folder> .gpu/cifar10.npz
 # (54 MiB: the whole CIFAR-10 travels; .gpu/ is git-ignored), then name ".gpu" in carry.

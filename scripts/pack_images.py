@@ -7,7 +7,7 @@ file. Here the files' bytes are stored back to back in one uncompressed ``.npz``
 newlines), so the pack is the files' bytes plus a few hundred kB. Nothing is decoded or
 re-encoded: ``unpack`` gives back the very files.
 
-    python scripts/pack_images.py pack ../shared/datasets/cifar10-jpeg .gpu/cifar10.npz
+    python scripts/pack_images.py pack "$UNLEARNKIT_DATA" .gpu/cifar10.npz
     python scripts/pack_images.py unpack .gpu/cifar10.npz .gpu/cifar10
 """
 
@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unlearnkit.data.cifar10 import IMAGE_EXTS
 from unlearnkit.io import atomic_path
-
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 def image_files(folder: Path) -> list[Path]:

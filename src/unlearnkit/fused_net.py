@@ -93,11 +93,11 @@ class StackedConv2d(nn.Conv2d):
 
 
 def unfold_patches(x: torch.Tensor, k: int, kernel_size, stride, padding,
-                   dilation) -> torch.Tensor:
-    """The K models' convolution patches of ``x`` [B, K*Cin, H, W]: [K, B*Ho*Wo, kh*kw*Cin].
+                   dilation) -> tuple[torch.Tensor, int, int]:
+    """The K models' convolution patches of ``x`` [B, K*Cin, H, W], and Ho, Wo.
 
-    A patch is laid out (kh, kw, Cin), matching a weight permuted to ``[Cout, kh, kw, Cin]``
-    (the channels_last order).
+    Patches: [K, B*Ho*Wo, kh*kw*Cin], each laid out (kh, kw, Cin), matching a weight
+    permuted to ``[Cout, kh, kw, Cin]`` (the channels_last order).
     """
     b, cin = x.shape[0], x.shape[1] // k
     (kh, kw), (ph, pw), (sh, sw), (dh, dw) = kernel_size, padding, stride, dilation
@@ -106,8 +106,9 @@ def unfold_patches(x: torch.Tensor, k: int, kernel_size, stride, padding,
                .unfold(1, dh * (kh - 1) + 1, sh).unfold(2, dw * (kw - 1) + 1, sw))
     patches = patches[..., ::dh, ::dw]  # [B, Ho, Wo, K*Cin, kh, kw], a view
     ho, wo = patches.shape[1:3]
-    return (patches.reshape(b, ho, wo, k, cin, kh, kw).permute(3, 0, 1, 2, 5, 6, 4)
+    cols = (patches.reshape(b, ho, wo, k, cin, kh, kw).permute(3, 0, 1, 2, 5, 6, 4)
             .reshape(k, b * ho * wo, kh * kw * cin))
+    return cols, ho, wo
 
 
 def bmm_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k: int,
@@ -119,8 +120,7 @@ def bmm_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k
     """
     b = x.shape[0]
     cout, cin, kh, kw = weight.shape[0] // k, *weight.shape[1:]
-    cols = unfold_patches(x, k, (kh, kw), stride, padding, dilation)  # [K, B*Ho*Wo, kh*kw*Cin]
-    ho, wo = _out_size(x, (kh, kw), stride, padding, dilation)
+    cols, ho, wo = unfold_patches(x, k, (kh, kw), stride, padding, dilation)  # [K, B*Ho*Wo, kh*kw*Cin]
     w = weight.permute(0, 2, 3, 1).reshape(k, cout, kh * kw * cin).transpose(1, 2)
     if bias is None:
         out = torch.bmm(cols, w)  # [K, B*Ho*Wo, Cout]
@@ -129,12 +129,6 @@ def bmm_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, k
     out = (out.view(k, b, ho, wo, cout).permute(1, 2, 3, 0, 4)
            .reshape(b, ho, wo, k * cout).permute(0, 3, 1, 2))  # [B, K*Cout, Ho, Wo]
     return out if x.is_contiguous(memory_format=torch.channels_last) else out.contiguous()
-
-
-def _out_size(x: torch.Tensor, kernel_size, stride, padding, dilation) -> tuple[int, int]:
-    """Output height and width of a convolution of ``x`` [B, C, H, W]."""
-    return tuple((x.shape[2 + i] + 2 * padding[i] - dilation[i] * (kernel_size[i] - 1) - 1)
-                 // stride[i] + 1 for i in range(2))
 
 
 class HybridConv(torch.autograd.Function):
@@ -177,7 +171,7 @@ def bmm_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, weight_shape, k: in
     channels_last weight.
     """
     cout, cin, kh, kw = weight_shape[0] // k, *weight_shape[1:]
-    cols = unfold_patches(x, k, (kh, kw), stride, padding, dilation)  # [K, B*Ho*Wo, kh*kw*Cin]
+    cols, _, _ = unfold_patches(x, k, (kh, kw), stride, padding, dilation)  # [K, B*Ho*Wo, kh*kw*Cin]
     g = grad_out.permute(0, 2, 3, 1).reshape(-1, k, cout).transpose(0, 1)  # [K, B*Ho*Wo, Cout]
     grad = torch.bmm(g.transpose(1, 2), cols)  # [K, Cout, kh*kw*Cin]
     return grad.view(k * cout, kh, kw, cin).permute(0, 3, 1, 2)
