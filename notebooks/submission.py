@@ -81,8 +81,8 @@ from unlearnkit.methods import run_method  # noqa: E402
 from unlearnkit.models import save_checkpoint  # noqa: E402
 
 SETTINGS = Settings.from_env(NUM_CHECKPOINTS, TIME_BUDGET_HOURS)
-RESOLVED = check_method(METHOD, HYPERPARAMETERS)
-print(f"method {METHOD}: {RESOLVED}")
+CONFIG = check_method(METHOD, HYPERPARAMETERS)  # resolved and checked once, used by every run
+print(f"method {METHOD}: {CONFIG}")
 print(f"torch {torch.__version__}; {SETTINGS}")
 
 EMPTY_RUN = SETTINGS.empty_run
@@ -113,9 +113,9 @@ if not EMPTY_RUN:
 
 # %%
 def unlearning(net, retain_loader, forget_loader, val_loader, seed):
-    """Unlearn the forget set from ``net`` in place with METHOD and HYPERPARAMETERS."""
-    run_method(METHOD, net, retain_loader, forget_loader, val_loader, seed=seed,
-               scenario_kind="sample", **HYPERPARAMETERS)
+    """Unlearn the forget set from ``net`` in place with METHOD and its resolved CONFIG."""
+    run_method(METHOD, net, retain_loader, forget_loader, val_loader, seed=seed, cfg=CONFIG,
+               scenario_kind="sample")
 
 
 def seed_everything(seed):

@@ -42,7 +42,7 @@ from unlearnkit import harness, secondary
 from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.evaluation import accuracies, base_report, local_eval, prepare_references
 from unlearnkit.io import write_json
-from unlearnkit.methods import get_method, list_methods, resolve_hyperparameters
+from unlearnkit.methods import get_method, list_methods, resolve_config
 
 SCENARIOS = {"class": "class:airplane,bird", "sample": "random:0.1"}
 TITLES = {"class": "Class removal: forget airplane and bird (`class:airplane,bird`)",
@@ -100,7 +100,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, dict]:
         get_method(method)  # an unknown method fails here, listing the valid ones
         out.setdefault(method, {})[name] = yaml.safe_load(text)
     for method, values in out.items():
-        resolve_hyperparameters(method, values)  # unknown or ill-typed keys fail now
+        resolve_config(method, values)  # unknown or ill-typed keys fail now
     return out
 
 

@@ -73,7 +73,7 @@ def test_on_kaggle_and_gpu_support():
 
 
 def test_method_checks():
-    assert check_method("finetune", {})["lr"] > 0
+    assert check_method("finetune", {}).lr > 0
     with pytest.raises(ValueError, match="unknown method"):
         check_method("nope", {})
     with pytest.raises(ValueError, match="sample-level"):

@@ -17,7 +17,7 @@ from unlearnkit.methods import (
     get_method,
     list_methods,
     register_method,
-    resolve_hyperparameters,
+    resolve_config,
     run_method,
 )
 from unlearnkit.methods._common import (
@@ -237,34 +237,63 @@ def test_unknown_method_lists_the_valid_names():
 
 def test_unknown_hyperparameter_names_the_valid_ones():
     with pytest.raises(ValueError, match="valid: .*lr") as err:
-        resolve_hyperparameters("finetune", {"learning_rate": 0.1})
+        resolve_config("finetune", {"learning_rate": 0.1})
     assert "learning_rate" in str(err.value)
     with pytest.raises(ValueError, match="mode"):
-        resolve_hyperparameters("linear_filtration", {"mode": "bogus"})
+        resolve_config("linear_filtration", {"mode": "bogus"})
     with pytest.raises(ValueError, match="integer"):
-        resolve_hyperparameters("finetune", {"epochs": 1.5})
+        resolve_config("finetune", {"epochs": 1.5})
+
+
+@pytest.mark.parametrize(("name", "field", "value"), [
+    ("finetune", "epochs", -1),
+    ("finetune", "lr", -0.1),
+    ("finetune", "lr", 0.0),
+    ("unsir", "noise_steps", -5),
+    ("bad_teacher", "retain_fraction", 1.5),
+    ("neggrad_plus", "alpha", float("nan")),
+    ("linear_filtration", "max_fraction", 0.0),
+])
+def test_out_of_range_hyperparameters_are_refused_with_the_fields_doc(name, field, value):
+    """The field's declared range decides; the message names method, field, value and doc."""
+    with pytest.raises(ValueError) as err:
+        resolve_config(name, {field: value})
+    text = str(err.value)
+    assert f"{name}.{field} = {value!r}" in text
+    doc = dict((f, d) for f, _, _, d in get_method(name).config.describe())[field]
+    assert doc and doc in text, text
 
 
 @pytest.mark.parametrize("name", sorted(list_methods()))
-def test_yaml_repeats_the_dataclass_defaults(name):
-    """configs/methods/<name>.yaml exists, is valid, and restates the published defaults."""
-    yaml_path = registry.CONFIG_DIR / f"{name}.yaml"
-    assert yaml_path.is_file(), f"add {yaml_path}"
-    assert resolve_hyperparameters(name) == dataclasses.asdict(get_method(name).config())
+def test_every_field_is_documented_and_its_default_in_range(name):
+    """The dataclass is the single source: each field has a docstring, defaults pass."""
+    rows = get_method(name).config.describe()
+    undocumented = [f for f, _, _, doc in rows if not doc]
+    assert not undocumented, f"{name}: fields without a docstring: {undocumented}"
+    assert resolve_config(name) == get_method(name).config()  # no YAML changes a default
+    get_method(name).config.quick()  # the quick values are valid too
 
 
 def test_resolution_order_defaults_yaml_overrides(tmp_path):
     """Defaults < the YAML file < the overrides; a missing explicit file is an error."""
     path = tmp_path / "finetune.yaml"
     path.write_text("lr: 1e-2  # a string to PyYAML, coerced\nepochs: 4\n")
-    hp = resolve_hyperparameters("finetune", {"epochs": 2}, config_path=path)
-    assert hp["lr"] == 0.01 and hp["epochs"] == 2 and hp["momentum"] == 0.9
-    assert resolve_hyperparameters("finetune", config_path=tmp_path)["epochs"] == 4
+    cfg = resolve_config("finetune", {"epochs": 2}, config_path=path)
+    assert cfg.lr == 0.01 and cfg.epochs == 2 and cfg.momentum == 0.9
+    assert resolve_config("finetune", config_path=tmp_path).epochs == 4
     path.write_text("lr_typo: 1\n")
     with pytest.raises(ValueError, match="YAML"):
-        resolve_hyperparameters("finetune", config_path=path)
+        resolve_config("finetune", config_path=path)
     with pytest.raises(FileNotFoundError):
-        resolve_hyperparameters("finetune", config_path=tmp_path / "missing.yaml")
+        resolve_config("finetune", config_path=tmp_path / "missing.yaml")
+
+
+def test_run_method_refuses_a_config_of_another_method():
+    net = build_model("small_cnn")
+    retain, forget = _tiny_loaders()
+    with pytest.raises(TypeError, match="FinetuneConfig"):
+        run_method("finetune", net, retain, forget, None, seed=0,
+                   cfg=resolve_config("neggrad_plus"))
 
 
 def test_class_only_method_refuses_sample_level_forgetting():
@@ -276,7 +305,8 @@ def test_class_only_method_refuses_sample_level_forgetting():
     with pytest.raises(ValueError, match=r"forget class\(es\) \[0\] also occur in the retain"):
         run_method("linear_filtration", net, retain, forget, None, seed=0)
     with pytest.raises(ValueError, match="also occur in the retain"):
-        run_method("unsir", net, retain, forget, None, seed=0, mode="class", noise_steps=0)
+        run_method("unsir", net, retain, forget, None, seed=0,
+                   cfg=resolve_config("unsir", {"mode": "class", "noise_steps": 0}))
     with pytest.raises(ValueError, match="scenario_kind"):
         run_method("finetune", net, retain, forget, None, seed=0, scenario_kind="people")
 
@@ -303,10 +333,10 @@ def test_a_registered_method_is_run_with_its_hyperparameters():
 
     seen = {}
 
-    def scale_head(net, retain_loader, forget_loader, val_loader, *, seed, factor, progress):
-        seen.update(seed=seed, factor=factor, draw=torch.rand(1).item())
+    def scale_head(net, retain_loader, forget_loader, val_loader, *, seed, cfg):
+        seen.update(seed=seed, factor=cfg.factor, draw=torch.rand(1).item())
         with torch.no_grad():
-            net.fc.bias.mul_(factor)
+            net.fc.bias.mul_(cfg.factor)
         return net.eval()
 
     register_method("_test_scale", config=ScaleConfig, summary="test only")(scale_head)
@@ -315,7 +345,8 @@ def test_a_registered_method_is_run_with_its_hyperparameters():
         net = build_model("small_cnn")
         bias = net.fc.bias.detach().clone()
         retain, forget = _tiny_loaders()
-        run_method("_test_scale", net, retain, forget, None, seed=7, factor=3.0)
+        run_method("_test_scale", net, retain, forget, None, seed=7,
+                   cfg=resolve_config("_test_scale", {"factor": 3.0}))
         torch.manual_seed(7)
         assert seen == {"seed": 7, "factor": 3.0, "draw": torch.rand(1).item()}
         torch.testing.assert_close(net.fc.bias.detach(), 3 * bias)
@@ -334,7 +365,8 @@ def test_resnet18_checkpoint_stays_loadable(name, overrides):
     torch.manual_seed(0)
     net = build_model("resnet18", num_classes=10)
     retain, forget = _tiny_loaders()
-    run_method(name, net, retain, forget, None, seed=0, scenario_kind="class", **overrides)
+    run_method(name, net, retain, forget, None, seed=0, scenario_kind="class",
+               cfg=resolve_config(name, overrides))
     assert not net.training
     fresh = load_state(build_model("resnet18", num_classes=10), net.state_dict())
     with torch.no_grad():
@@ -366,5 +398,17 @@ def test_torch_dataloader_of_dicts(name):
     retain = DataLoader(_KaggleLikeSet([i % 10 for i in range(40)]), batch_size=16, shuffle=True)
     forget = DataLoader(_KaggleLikeSet([0, 1, 0, 1]), batch_size=16, shuffle=True)
     quick = {"unsir": {"noise_steps": 2, "noise_images": 4}}.get(name, {"epochs": 1})
-    run_method(name, net, retain, forget, None, seed=0, **quick)
+    run_method(name, net, retain, forget, None, seed=0, cfg=resolve_config(name, quick))
     assert not net.training
+
+
+def test_readme_method_table_matches_the_registry():
+    """Every registered method has a row in the README's table, with its scenarios."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([a-z, ]+) \|", readme, re.M))
+    assert sorted(rows) == list_methods(), "README's method table differs from the registry"
+    for name, serves in rows.items():
+        assert {s.strip() for s in serves.split(",")} == set(get_method(name).scenarios), name

@@ -20,15 +20,6 @@ from unlearnkit.methods.unsir import learn_noise
 from unlearnkit.models import build_model, load_state
 from unlearnkit.train import TrainConfig, init_model, predict_logits, train
 
-# Quick budgets on the fixture (a second or two per run); methods absent here run with
-# their published defaults.
-QUICK = {
-    "bad_teacher": dict(lr=1e-3, epochs=3, batch_size=32),
-    "finetune": dict(lr=0.05, epochs=3),
-    "neggrad_plus": dict(epochs=2),
-    "unsir": dict(noise_images=32, noise_steps=10, retain_per_class=30, batch_size=16,
-                  impair_lr=1e-3, repair_lr=1e-3),
-}
 CASES = [(m, s) for m in list_methods() for s in get_method(m).scenarios]
 FORGET_CLASS = 3
 
@@ -92,11 +83,12 @@ def _confidence(net, data: ImageSet) -> float:
 
 
 def _run(world, method: str, scenario: str, seed: int, tuples: bool = False):
-    """The memorised model after ``method`` on ``scenario`` with its quick budget."""
+    """The memorised model after ``method`` on ``scenario`` with its quick budget (the
+    ``quick`` values its config declares; published defaults elsewhere)."""
     net = _model(world)
     retain, forget, val = _loaders(world, scenario, tuples)
     out = run_method(method, net, retain, forget, val, seed=seed, scenario_kind=scenario,
-                     **QUICK.get(method, {}))
+                     cfg=get_method(method).config.quick())
     assert out is net, "a method changes net in place and returns it"
     return net
 

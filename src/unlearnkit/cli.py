@@ -114,8 +114,27 @@ def cmd_train_original(args) -> int:
 
 
 def add_list(sub) -> None:
-    p = sub.add_parser("list", help="list methods, benchmarks, data sources and models")
+    p = sub.add_parser("list", help="list methods, benchmarks, data sources and models; "
+                       "with METHOD, that method's settings")
+    p.add_argument("method", nargs="?", help="print this method's fields, defaults, valid "
+                   "values and what each is (with its source)")
     p.set_defaults(func=cmd_list)
+
+
+def print_method(name: str) -> None:
+    """A method's summary, scenarios and every config field with its doc."""
+    import textwrap
+
+    from .methods import get_method
+
+    spec = get_method(name)
+    print(f"{name}: {spec.summary}")
+    print(f"serves: {', '.join(spec.scenarios)}; override with --set KEY=VALUE "
+          f"(or configs/methods/{name}.yaml)\n")
+    for field, default, accepted, doc in spec.config.describe():
+        print(f"  {field} = {default}   accepts {accepted}")
+        for line in textwrap.wrap(doc, 84):
+            print(f"      {line}")
 
 
 def cmd_list(args) -> int:
@@ -124,6 +143,9 @@ def cmd_list(args) -> int:
     from .methods import get_method, list_methods
     from .models import model_names
 
+    if args.method:
+        print_method(args.method)
+        return 0
     print("methods:")
     for name in list_methods():
         spec = get_method(name)

@@ -101,14 +101,14 @@ def prepare_references(bench: Benchmark, plan: Plan) -> tuple[Context, dict]:
 
 def local_eval(bench: Benchmark, method: str, overrides: dict | None, plan: Plan) -> dict:
     """Evaluate ``method`` on ``bench``; the report dict (``error`` set if runs failed)."""
-    from .methods import resolve_hyperparameters
+    from .methods import resolve_config
 
     started = time.time()
-    hp = resolve_hyperparameters(method, {**bench.method_overrides.get(method, {}),
-                                          **(overrides or {})})
+    cfg = resolve_config(method, {**bench.method_overrides.get(method, {}), **(overrides or {})})
+    hp = cfg.to_dict()
     ctx, sets = prepare_references(bench, plan)
     n = bench.num_models
-    errors = harness.ensure_runs(ctx, plan, method, hp, list(range(n)))
+    errors = harness.ensure_runs(ctx, plan, method, cfg, list(range(n)))
     report = base_report(ctx, sets, method, hp)
     report["errors"] = errors
     if errors:

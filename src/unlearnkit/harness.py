@@ -101,7 +101,7 @@ class Job:
     kind: str  # retrain | original | method
     seeds: tuple[int, ...]
     method: str = ""
-    hyperparameters: tuple = ()
+    config: object = None  # the method's resolved config (a MethodConfig)
     keep_models: bool = False
 
 
@@ -196,16 +196,16 @@ def _method_run(ctx: Context, job: Job, device: torch.device) -> dict:
     """One unlearning run from the original model; outputs cached, weights if asked."""
     from .methods import run_method
 
-    seed, hp = job.seeds[0], dict(job.hyperparameters)
+    seed, cfg = job.seeds[0], job.config
     net = load_original(ctx, device)
     loaders = method_loaders(ctx, seed, device)
     _sync(device)
     start = time.perf_counter()
-    net = run_method(job.method, net, *loaders, seed=seed, scenario_kind=ctx.split.kind, **hp)
+    net = run_method(job.method, net, *loaders, seed=seed, cfg=cfg, scenario_kind=ctx.split.kind)
     _sync(device)
     meta = {"kind": "method", "method": job.method, "seed": seed,
             "seconds": time.perf_counter() - start}
-    path = ctx.run_path(job.method, hp, seed)
+    path = ctx.run_path(job.method, cfg.to_dict(), seed)
     cache_mod.save_outputs(path, model_outputs(net, ctx, device, meta))
     if job.keep_models:
         save_checkpoint(net, path.with_suffix(".pth"))
@@ -280,11 +280,11 @@ def ensure_models(ctx: Context, plan: Plan, kind: str, seeds: list[int], desc: s
         raise RuntimeError(f"{desc}: {len(errors)} job(s) failed; first: {errors[0]}")
 
 
-def ensure_runs(ctx: Context, plan: Plan, method: str, hp: dict, seeds: list[int]) -> list[str]:
-    """Run the method for the seeds not cached yet; return the errors of failed runs."""
-    todo = _missing({s: ctx.run_path(method, hp, s) for s in seeds}, plan.fresh)
-    items = tuple(sorted(hp.items()))
-    jobs = [_job(ctx, plan, "method", [s], method=method, hyperparameters=items,
+def ensure_runs(ctx: Context, plan: Plan, method: str, cfg, seeds: list[int]) -> list[str]:
+    """Run the method (``cfg``: its resolved config) for the seeds not cached yet; return
+    the errors of failed runs."""
+    todo = _missing({s: ctx.run_path(method, cfg.to_dict(), s) for s in seeds}, plan.fresh)
+    jobs = [_job(ctx, plan, "method", [s], method=method, config=cfg,
                  keep_models=plan.keep_models) for s in todo]
     return _run(plan, jobs, f"{method} runs")
 

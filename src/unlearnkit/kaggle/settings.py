@@ -128,13 +128,13 @@ def pick_device(kaggle: bool):
     return torch.device("cuda")
 
 
-def check_method(name: str, hyperparameters: dict) -> dict:
-    """Resolve ``name``'s hyperparameters; raise unless it serves sample-level forgetting.
+def check_method(name: str, hyperparameters: dict):
+    """``name``'s resolved config; raise unless it serves sample-level forgetting.
 
     The competition forgets the images of 15 people: a 'sample' scenario. Methods that
     only remove whole classes cannot serve it.
     """
-    from unlearnkit.methods import get_method, list_methods, resolve_hyperparameters
+    from unlearnkit.methods import get_method, list_methods, resolve_config
 
     if not isinstance(hyperparameters, dict):
         raise ValueError(f"HYPERPARAMETERS must be a dict, got {type(hyperparameters).__name__}")
@@ -146,4 +146,4 @@ def check_method(name: str, hyperparameters: dict) -> dict:
             f"competition's forget set is sample-level (the images of 15 people). Choose one "
             f"of: {', '.join(usable)}"
         )
-    return resolve_hyperparameters(name, hyperparameters)
+    return resolve_config(name, hyperparameters)

@@ -1,19 +1,21 @@
 """The method registry: every unlearning method under one name, with its config.
 
 A method is a function ``fn(net, retain_loader, forget_loader, val_loader, *, seed,
-**hyperparameters) -> net`` that changes ``net`` in place. It is recorded by
-:func:`register_method` together with a dataclass of its hyperparameters (defaults =
-the published settings) and the scenarios it serves. Method modules in this package are
-imported automatically (names starting with ``_`` are skipped), so adding a method is
-adding one file here and one YAML under ``configs/methods/``.
+cfg) -> net`` that changes ``net`` in place; ``cfg`` is an instance of its config
+dataclass (a :class:`MethodConfig` whose fields, declared with
+:func:`unlearnkit.params.param`, carry the published defaults, valid ranges, quick-test
+values and docstrings). It is recorded by :func:`register_method` with that dataclass
+and the scenarios it serves. Method modules in this package are imported automatically
+(names starting with ``_`` are skipped), so adding a method is adding one file here;
+``configs/methods/<name>.yaml`` is needed only to override defaults.
 
-The harness and the Kaggle notebook both call :func:`run_method`: the same code, the
-same hyperparameter resolution, the same checks.
+The harness and the Kaggle notebook both resolve the config once with
+:func:`resolve_config` and call :func:`run_method` with it: the same code, the same
+checks.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 import pkgutil
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from ._common import MethodConfig
 
 SCENARIOS = ("sample", "class")
 SCENARIO_WORDS = {"sample": "sample-level forgetting", "class": "class removal"}
@@ -54,9 +58,10 @@ _discovered = False
 
 
 def register_method(name: str, *, config: type, scenarios=SCENARIOS, summary: str = ""):
-    """Decorator: record ``fn`` under ``name`` with its hyperparameter dataclass."""
-    if not dataclasses.is_dataclass(config):
-        raise TypeError(f"config of method {name!r} must be a dataclass type, got {config!r}")
+    """Decorator: record ``fn`` under ``name`` with its config dataclass."""
+    if not (isinstance(config, type) and issubclass(config, MethodConfig)):
+        raise TypeError(f"config of method {name!r} must be a MethodConfig dataclass, "
+                        f"got {config!r}")
     scenarios = tuple(scenarios)
     bad = [s for s in scenarios if s not in SCENARIOS]
     if bad or not scenarios:
@@ -68,6 +73,7 @@ def register_method(name: str, *, config: type, scenarios=SCENARIOS, summary: st
             raise ValueError(
                 f"method name {name!r} is taken by {_qualified(old.fn)}; pick another name"
             )
+        config.label = name  # messages about its fields name the method
         _REGISTRY[name] = MethodSpec(name, fn, config, scenarios, summary)
         return fn
 
@@ -105,7 +111,8 @@ def get_method(name: str) -> MethodSpec:
 
 
 def _yaml_overrides(name: str, config_path: str | os.PathLike | None) -> dict:
-    """Hyperparameters from a YAML file: ``config_path`` (file or folder) or the repo's."""
+    """Overrides from a YAML file: ``config_path`` (file or folder), else the repo's
+    ``configs/methods/<name>.yaml`` when one exists (they are optional)."""
     if config_path is None:
         if CONFIG_DIR is None:
             return {}
@@ -126,49 +133,17 @@ def _yaml_overrides(name: str, config_path: str | os.PathLike | None) -> dict:
     return values
 
 
-def _check_names(spec: MethodSpec, values: dict, where: str) -> None:
-    """Raise when ``values`` names a hyperparameter that ``spec``'s config lacks."""
-    valid = [f.name for f in dataclasses.fields(spec.config)]
-    unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown hyperparameter(s) {unknown} for method {spec.name!r} ({where}); "
-            f"valid: {', '.join(valid)}"
-        )
+def resolve_config(name: str, overrides: dict | None = None,
+                   config_path: str | os.PathLike | None = None) -> MethodConfig:
+    """The method's config: dataclass defaults, then its YAML (if any), then ``overrides``.
 
-
-def resolve_hyperparameters(name: str, overrides: dict | None = None,
-                            config_path: str | os.PathLike | None = None) -> dict:
-    """Config defaults, then the method's YAML (when present), then ``overrides``."""
+    Every name, type and range is checked here, once per run plan; the result is what
+    :func:`run_method` takes, in the harness and in the notebook alike.
+    """
     spec = get_method(name)
     from_yaml = _yaml_overrides(name, config_path)
-    _check_names(spec, from_yaml, "from its YAML file")
-    _check_names(spec, overrides or {}, "from the overrides")
-    merged = {**from_yaml, **(overrides or {})}
-    defaults = dataclasses.asdict(spec.config())
-    values = {k: _coerce(spec.name, k, v, defaults[k]) for k, v in merged.items()}
-    return dataclasses.asdict(spec.config(**values))  # __post_init__ may validate
-
-
-def _coerce(method: str, key: str, value, default):
-    """``value`` as the type of ``default`` (YAML may give 1e-4 as a string, 1 as an int)."""
-    kind = type(default)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{method}.{key} must be true or false, got {value!r}")
-        return value
-    if kind in (int, float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = None
-        if number is not None and (kind is float or number.is_integer()):
-            return kind(number)
-        raise ValueError(f"{method}.{key} must be a{'n integer' if kind is int else ' number'}, "
-                         f"got {value!r}")
-    if kind is str and not isinstance(value, str):
-        raise ValueError(f"{method}.{key} must be a string, got {value!r}")
-    return value
+    spec.config.build(from_yaml, where="from its YAML file")  # names the YAML in errors
+    return spec.config.build({**from_yaml, **(overrides or {})}, where="from the overrides")
 
 
 def _check_not_empty(forget_loader) -> None:
@@ -201,28 +176,33 @@ def _check_scenario(spec: MethodSpec, scenario_kind: str | None) -> None:
 
 
 def run_method(name: str, net: nn.Module, retain_loader, forget_loader, val_loader=None, *,
-               seed: int, scenario_kind: str | None = None, **overrides) -> nn.Module:
+               seed: int, cfg: MethodConfig | None = None,
+               scenario_kind: str | None = None) -> nn.Module:
     """Unlearn ``forget_loader`` from ``net`` in place with method ``name``; return ``net``.
 
-    Hyperparameters come from :func:`resolve_hyperparameters` (``overrides`` last).
-    ``scenario_kind`` ('sample' or 'class'), when given, is checked against the
+    ``cfg`` is the method's resolved config (:func:`resolve_config`; its defaults when
+    None). ``scenario_kind`` ('sample' or 'class'), when given, is checked against the
     scenarios the method serves. ``torch.manual_seed(seed)`` is set before the call, and
     the method draws its own randomness (subsamples, data order) from ``seed``.
     """
     spec = get_method(name)
     _check_scenario(spec, scenario_kind)
-    hyper = resolve_hyperparameters(name, overrides)
+    cfg = spec.config() if cfg is None else cfg
+    if not isinstance(cfg, spec.config):
+        raise TypeError(f"cfg of method {name!r} must be a {spec.config.__name__}, "
+                        f"got {type(cfg).__name__}; build it with resolve_config({name!r}, ...)")
     _check_not_empty(forget_loader)
     torch.manual_seed(seed)
-    return spec.fn(net, retain_loader, forget_loader, val_loader, seed=seed, **hyper)
+    return spec.fn(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
 
 
 __all__ = [
     "SCENARIOS",
+    "MethodConfig",
     "MethodSpec",
     "get_method",
     "list_methods",
     "register_method",
-    "resolve_hyperparameters",
+    "resolve_config",
     "run_method",
 ]

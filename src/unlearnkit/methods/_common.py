@@ -13,19 +13,23 @@ import copy
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.loaders import unpack
+from ..params import Config
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # ([B, 3, 32, 32] float32, [B] int64)
 
 
 @dataclass
-class MethodConfig:
+class MethodConfig(Config):
     """Fields every method's config has (each method's dataclass extends this one)."""
+
+    noun: ClassVar[str] = "hyperparameter"
 
     progress: bool = False
     """Show tqdm progress bars (off by default: methods print nothing)."""

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..params import Space, param
 from . import register_method
 from ._common import (
     MethodConfig,
@@ -37,33 +38,23 @@ BAD_INPUTS = ("standardized", "raw")
 class BadTeacherConfig(MethodConfig):
     """Hyperparameters of Bad Teacher (defaults: the official code's)."""
 
-    temperature: float = 1.0
+    temperature: float = param(1.0, min=0, min_open=True, search=Space(0.5, 8.0, log=True))
     """Distillation temperature T (official code: 1)."""
-    lr: float = 1e-4
+    lr: float = param(1e-4, min=0, min_open=True, quick=1e-3, search=Space(1e-5, 1e-2, log=True))
     """Adam learning rate of the student (official code: 1e-4)."""
-    epochs: int = 1
+    epochs: int = param(1, min=1, quick=3, search=Space(1, 5))
     """Passes over the mixed forget + retain data (official code: 1)."""
-    batch_size: int = 256
+    batch_size: int = param(256, min=2, quick=32)
     """Examples per step after mixing (official code: 256)."""
-    retain_fraction: float = 0.3
+    retain_fraction: float = param(0.3, min=0, max=1, search=Space(0.1, 1.0))
     """Share of the retain set, drawn at random, mixed with all of forget (official: 0.3)."""
-    reduction: str = "mean"
+    reduction: str = param("mean", choices=REDUCTIONS)
     """KL reduction: 'mean' over batch and classes, as the official kl_div call (PyTorch's
     default); 'batchmean' is the true KL per example; 'sum'."""
-    bad_teacher_input: str = "standardized"
+    bad_teacher_input: str = param("standardized", choices=BAD_INPUTS)
     """What the random teacher sees: 'standardized' = (x - 127.5) / 64, the scale of the
     official code's normalised inputs (there a random net is near-uniform); 'raw' = the
     0-255 pixels, on which a random net is near one-hot (not in the paper)."""
-
-    def __post_init__(self):
-        if self.reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
-        if self.bad_teacher_input not in BAD_INPUTS:
-            raise ValueError(
-                f"bad_teacher_input must be one of {BAD_INPUTS}, got {self.bad_teacher_input!r}"
-            )
-        if not 0.0 <= self.retain_fraction <= 1.0:
-            raise ValueError(f"retain_fraction must be in [0, 1], got {self.retain_fraction}")
 
 
 def bad_teacher_loss(student_logits: torch.Tensor, good_logits: torch.Tensor,
@@ -111,22 +102,21 @@ def _bad_input(x: torch.Tensor, mode: str) -> torch.Tensor:
     summary="distil from the original on retain and from a random net on forget (Chundawat 2023)",
 )
 def bad_teacher(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: int,
-                temperature: float, lr: float, epochs: int, batch_size: int,
-                retain_fraction: float, reduction: str, bad_teacher_input: str,
-                progress: bool = False) -> nn.Module:
+                cfg: BadTeacherConfig) -> nn.Module:
     """Unlearn by distilling from a competent and an incompetent teacher (in place)."""
     device = net_device(net)
     gen = generator(seed)
     good = frozen_copy(net)
     bad = reinit_copy(net, seed)
-    x, flags = _mixed_data(retain_loader, forget_loader, device, retain_fraction, gen)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    x, flags = _mixed_data(retain_loader, forget_loader, device, cfg.retain_fraction, gen)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     net.train()
-    for _ in progress_bar(range(epochs), progress, "bad_teacher"):
-        for xb, fb in split_batches(x, flags, batch_size=batch_size, gen=gen):
+    for _ in progress_bar(range(cfg.epochs), cfg.progress, "bad_teacher"):
+        for xb, fb in split_batches(x, flags, batch_size=cfg.batch_size, gen=gen):
             with torch.no_grad():
                 good_logits = good(xb)
-                bad_logits = bad(_bad_input(xb, bad_teacher_input))
-            loss = bad_teacher_loss(net(xb), good_logits, bad_logits, fb, temperature, reduction)
+                bad_logits = bad(_bad_input(xb, cfg.bad_teacher_input))
+            loss = bad_teacher_loss(net(xb), good_logits, bad_logits, fb, cfg.temperature,
+                                    cfg.reduction)
             descend(opt, loss)
     return finish(net)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..params import param
 from . import register_method
 from ._common import (
     MethodConfig,
@@ -32,26 +33,18 @@ MODES = ("naive", "normalization", "randomization", "zeroing")
 class LinearFiltrationConfig(MethodConfig):
     """Hyperparameters of Linear Filtration (defaults: the paper's recommended setting)."""
 
-    mode: str = "normalization"
+    mode: str = param("normalization", choices=MODES)
     """Target of each forgotten class: 'naive' (drop its logit), 'normalization' (the
     paper's recommendation), 'randomization' or 'zeroing'."""
-    samples_per_class: int = 100
+    samples_per_class: int = param(100, min=1)
     """Labelled examples per class for the mean logit vectors (paper: 10, 100 or all)."""
-    max_fraction: float = 0.8
+    max_fraction: float = param(0.8, min=0, max=1, min_open=True)
     """At most this share of each class's examples is used (the kit's choice), so runs
     differ by seed even when a class has fewer than ``samples_per_class`` examples."""
-    removed_logit: float = -50.0
+    removed_logit: float = param(-50.0)
     """Constant logit of each removed class (weight row 0, this bias). The kit's choice:
     far below any kept logit, finite in fp16/bf16, and exp(-50 - max) stays far above the
     metric's 1e-45 floor in float64, so the confidence still varies with the kept logits."""
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.samples_per_class < 1:
-            raise ValueError(f"samples_per_class must be >= 1, got {self.samples_per_class}")
-        if not 0.0 < self.max_fraction <= 1.0:
-            raise ValueError(f"max_fraction must be in (0, 1], got {self.max_fraction}")
 
 
 def _kept_and_forgotten(num_classes: int, forget_classes) -> tuple[list[int], list[int]]:
@@ -171,8 +164,7 @@ def fold_into_head(fc: nn.Linear, F: torch.Tensor, forget_classes, removed_logit
     summary="fold a logit filter into the head, mapping class means to targets (Baumhauer 2022)",
 )
 def linear_filtration(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: int,
-                      mode: str, samples_per_class: int, max_fraction: float,
-                      removed_logit: float, progress: bool = False) -> nn.Module:
+                      cfg: LinearFiltrationConfig) -> nn.Module:
     """Remove the forget set's classes by filtering the logits (in place, no training)."""
     forget_classes = classes_in(forget_loader)
     check_whole_classes("linear_filtration", forget_classes, classes_in(retain_loader))
@@ -181,8 +173,8 @@ def linear_filtration(net: nn.Module, retain_loader, forget_loader, val_loader, 
         raise ValueError("linear filtration needs the network's linear head at net.fc")
     gen = generator(seed)
     x, y = _labelled_sample(val_loader, retain_loader, forget_loader, net_device(net),
-                            fc.out_features, samples_per_class, max_fraction, gen)
+                            fc.out_features, cfg.samples_per_class, cfg.max_fraction, gen)
     mean_logits = mean_logits_per_class(net, x, y, fc.out_features)  # [K, K]
-    F = filtration_matrix(mean_logits, forget_classes, mode, gen)  # [K - f, K]
-    fold_into_head(fc, F, forget_classes, removed_logit)
+    F = filtration_matrix(mean_logits, forget_classes, cfg.mode, gen)  # [K - f, K]
+    fold_into_head(fc, F, forget_classes, cfg.removed_logit)
     return finish(net)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..params import Space, param
 from . import register_method
 from ._common import (
     MethodConfig,
@@ -32,11 +33,11 @@ from ._common import (
 class RandomLabelConfig(MethodConfig):
     """Hyperparameters of random-label unlearning (defaults: Amnesiac's, as benchmarks run it)."""
 
-    epochs: int = 3
+    epochs: int = param(3, min=1, search=Space(1, 5))
     """Passes over retain + relabelled forget (benchmarks: 3; 10% of a 30-epoch retrain)."""
-    lr: float = 1e-4
+    lr: float = param(1e-4, min=0, min_open=True, search=Space(1e-5, 1e-2, log=True))
     """Adam learning rate (benchmarks: 1e-4, the scorer's training rate)."""
-    max_steps: int = 0
+    max_steps: int = param(0, min=0)
     """Stop after this many steps when > 0 (the kit's knob for quick CPU runs)."""
 
 
@@ -63,18 +64,18 @@ def _with_forget(retain_loader, fx: torch.Tensor, fy: torch.Tensor, device: torc
     summary="train on retain plus the forget set relabelled at random (Amnesiac, Graves 2021)",
 )
 def random_label(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: int,
-                 epochs: int, lr: float, max_steps: int, progress: bool = False) -> nn.Module:
+                 cfg: RandomLabelConfig) -> nn.Module:
     """Unlearn by training on retain data and randomly relabelled forget data (in place)."""
     device = net_device(net)
     gen = generator(seed)
     fx, fy = collect(forget_loader, device)  # [F, 3, 32, 32], [F]
     fy = random_other_labels(fy, num_outputs(net, fx), gen)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     net.train()
     step = 0
-    for _ in progress_bar(range(epochs), progress, "random_label"):
+    for _ in progress_bar(range(cfg.epochs), cfg.progress, "random_label"):
         for x, y in _with_forget(retain_loader, fx, fy, device, gen):
-            if 0 < max_steps <= step:
+            if 0 < cfg.max_steps <= step:
                 break
             loss = F.cross_entropy(net(x), y)
             descend(opt, loss)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.base import IMAGE_SHAPE
+from ..params import Space, param
 from . import register_method
 from ._common import (
     MethodConfig,
@@ -41,41 +42,37 @@ NOISE_SPACES = ("data", "raw")
 class UnsirConfig(MethodConfig):
     """Hyperparameters of UNSIR (defaults: the official CIFAR-10 notebook's)."""
 
-    mode: str = "auto"
+    mode: str = param("auto", choices=MODES)
     """'class' (published: whole forget classes, 256 noise images each), 'sample' (the
     kit's variant: one noise image per forget example, labelled like it), or 'auto'
     (class when no forget class occurs in the retain set, else sample)."""
-    noise_images: int = 256
+    noise_images: int = param(256, min=1, quick=32)
     """Noise images per forget class in class mode (official notebook: 256)."""
-    noise_steps: int = 40
+    noise_steps: int = param(40, min=0, quick=10, search=Space(5, 80))
     """Adam steps optimising the noise (official notebook: 5 epochs x 8 = 40)."""
-    noise_lr: float = 0.1
+    noise_lr: float = param(0.1, min=0, min_open=True, search=Space(0.01, 1.0, log=True))
     """Adam learning rate of the noise (official notebook: 0.1)."""
-    noise_l2: float = 0.1
+    noise_l2: float = param(0.1, min=0)
     """Weight of the mean squared L2 norm of each noise image (official notebook: 0.1)."""
-    noise_space: str = "data"
+    noise_space: str = param("data", choices=NOISE_SPACES)
     """'data': noise is N(0, 1) in standardised units, image = mean + std * noise with the
     retain subset's per-channel statistics, like the official code's normalised inputs;
     'raw': N(0, 1) directly in 0-255 pixels (nearly black images)."""
-    retain_per_class: int = 1000
+    retain_per_class: int = param(1000, min=1, quick=30)
     """Retain images per class used by impair and repair (official notebook: 1000)."""
-    batch_size: int = 256
+    batch_size: int = param(256, min=2, quick=16)
     """Examples per impair / repair step (official notebook: 256)."""
-    impair_lr: float = 0.02
+    impair_lr: float = param(0.02, min=0, min_open=True, quick=1e-3,
+                             search=Space(1e-4, 0.05, log=True))
     """Adam learning rate of the impair epoch (official notebook: 0.02; aggressive for a
     converged model)."""
-    impair_epochs: int = 1
+    impair_epochs: int = param(1, min=0)
     """Impair passes over noise + retain subset (official notebook: 1)."""
-    repair_lr: float = 0.01
+    repair_lr: float = param(0.01, min=0, min_open=True, quick=1e-3,
+                             search=Space(1e-4, 0.05, log=True))
     """Adam learning rate of the repair epoch (official notebook: 0.01)."""
-    repair_epochs: int = 1
+    repair_epochs: int = param(1, min=0, search=Space(1, 5))
     """Repair passes over the retain subset (official notebook: 1)."""
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.noise_space not in NOISE_SPACES:
-            raise ValueError(f"noise_space must be one of {NOISE_SPACES}, got {self.noise_space!r}")
 
 
 def noise_loss(net: nn.Module, z: torch.Tensor, labels: torch.Tensor, center, scale,
@@ -145,26 +142,24 @@ def _fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, epochs:
     scenarios=("class", "sample"),
     summary="learn error-maximising noise, impair on it, repair on retain (Tarun 2023)",
 )
-def unsir(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: int, mode: str,
-          noise_images: int, noise_steps: int, noise_lr: float, noise_l2: float,
-          noise_space: str, retain_per_class: int, batch_size: int, impair_lr: float,
-          impair_epochs: int, repair_lr: float, repair_epochs: int,
-          progress: bool = False) -> nn.Module:
+def unsir(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: int,
+          cfg: UnsirConfig) -> nn.Module:
     """Unlearn with UNSIR's noise, impair and repair steps (in place)."""
     device = net_device(net)
     gen = generator(seed)
-    retain_x, retain_y = sample_per_class(retain_loader, device, retain_per_class, gen)
+    retain_x, retain_y = sample_per_class(retain_loader, device, cfg.retain_per_class, gen)
     forget_y = torch.cat([y for _, y in iter_batches(forget_loader, device)])  # [F]
-    labels = _noise_labels(mode, forget_y, retain_y, noise_images)  # [n]
+    labels = _noise_labels(cfg.mode, forget_y, retain_y, cfg.noise_images)  # [n]
     center, scale = 0.0, 1.0
-    if noise_space == "data":
+    if cfg.noise_space == "data":
         center = retain_x.mean(dim=(0, 2, 3)).reshape(3, 1, 1)  # [3, 1, 1]
         scale = retain_x.std(dim=(0, 2, 3)).reshape(3, 1, 1).clamp(min=1e-3)  # [3, 1, 1]
-    noise = learn_noise(net, labels, steps=noise_steps, lr=noise_lr, l2_weight=noise_l2,
-                        center=center, scale=scale, batch_size=noise_images, generator=gen)
-    _fit(net, torch.cat([noise, retain_x]), torch.cat([labels, retain_y]), lr=impair_lr,
-         epochs=impair_epochs, batch_size=batch_size, gen=gen, progress=progress,
+    noise = learn_noise(net, labels, steps=cfg.noise_steps, lr=cfg.noise_lr,
+                        l2_weight=cfg.noise_l2, center=center, scale=scale,
+                        batch_size=cfg.noise_images, generator=gen)
+    _fit(net, torch.cat([noise, retain_x]), torch.cat([labels, retain_y]), lr=cfg.impair_lr,
+         epochs=cfg.impair_epochs, batch_size=cfg.batch_size, gen=gen, progress=cfg.progress,
          desc="unsir impair")
-    _fit(net, retain_x, retain_y, lr=repair_lr, epochs=repair_epochs, batch_size=batch_size,
-         gen=gen, progress=progress, desc="unsir repair")
+    _fit(net, retain_x, retain_y, lr=cfg.repair_lr, epochs=cfg.repair_epochs,
+         batch_size=cfg.batch_size, gen=gen, progress=cfg.progress, desc="unsir repair")
     return finish(net)
