@@ -95,7 +95,8 @@ def _run(world, method: str, scenario: str, seed: int, tuples: bool = False):
 
 @pytest.mark.parametrize(("method", "scenario"), CASES)
 def test_method_unlearns(world, method, scenario):
-    """Runs, stays a loadable small_cnn in eval mode, varies by seed, lowers forget confidence."""
+    """Runs, changes the net, stays a loadable small_cnn in eval mode, repeats for a seed,
+    varies by seed, lowers forget confidence."""
     nets = [_run(world, method, scenario, seed) for seed in (0, 1)]
     for net in nets:
         assert not net.training, "a method must leave the net in eval mode"
@@ -103,6 +104,10 @@ def test_method_unlearns(world, method, scenario):
         load_state(build_model("small_cnn", num_classes=10), net.state_dict())
     a, b = (n.state_dict() for n in nets)
     assert any(not torch.equal(a[k], b[k]) for k in a), "seeds 0 and 1 gave identical networks"
+    original = _model(world).state_dict()
+    assert any(not torch.equal(a[k], original[k]) for k in a), "the method changed nothing"
+    again = _run(world, method, scenario, 0).state_dict()
+    assert all(torch.equal(a[k], again[k]) for k in a), "seed 0 twice gave different networks"
     forget = world["train"].subset(world["splits"][scenario][1])
     before = _confidence(_model(world), forget)
     after = sum(_confidence(n, forget) for n in nets) / 2

@@ -51,13 +51,16 @@ class MethodSpec:
     config: type
     scenarios: tuple[str, ...]
     summary: str
+    needs_forget: bool = True
+    """False for methods that use only retain (and validation) data."""
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 _discovered = False
 
 
-def register_method(name: str, *, config: type, scenarios=SCENARIOS, summary: str = ""):
+def register_method(name: str, *, config: type, scenarios=SCENARIOS, summary: str = "",
+                    needs_forget: bool = True):
     """Decorator: record ``fn`` under ``name`` with its config dataclass."""
     if not (isinstance(config, type) and issubclass(config, MethodConfig)):
         raise TypeError(f"config of method {name!r} must be a MethodConfig dataclass, "
@@ -74,7 +77,7 @@ def register_method(name: str, *, config: type, scenarios=SCENARIOS, summary: st
                 f"method name {name!r} is taken by {_qualified(old.fn)}; pick another name"
             )
         config.label = name  # messages about its fields name the method
-        _REGISTRY[name] = MethodSpec(name, fn, config, scenarios, summary)
+        _REGISTRY[name] = MethodSpec(name, fn, config, scenarios, summary, needs_forget)
         return fn
 
     return wrap
@@ -147,7 +150,7 @@ def resolve_config(name: str, overrides: dict | None = None,
 
 
 def _check_not_empty(forget_loader) -> None:
-    """Raise a clear error when the forget loader yields nothing."""
+    """Raise a clear error when the forget loader yields nothing (for methods that use it)."""
     try:
         empty = len(forget_loader) == 0
     except TypeError:
@@ -191,7 +194,8 @@ def run_method(name: str, net: nn.Module, retain_loader, forget_loader, val_load
     if not isinstance(cfg, spec.config):
         raise TypeError(f"cfg of method {name!r} must be a {spec.config.__name__}, "
                         f"got {type(cfg).__name__}; build it with resolve_config({name!r}, ...)")
-    _check_not_empty(forget_loader)
+    if spec.needs_forget:
+        _check_not_empty(forget_loader)
     torch.manual_seed(seed)
     return spec.fn(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
 

@@ -250,6 +250,34 @@ def finish(net: nn.Module) -> nn.Module:
     return net.eval()
 
 
+def named_convs(net: nn.Module) -> list[tuple[str, nn.Conv2d]]:
+    """Every ``Conv2d`` of ``net`` with its qualified name, in module order."""
+    return [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def first_conv(net: nn.Module) -> nn.Conv2d:
+    """The network's first convolution (resnet18's ``conv1``); a clear error if none."""
+    convs = named_convs(net)
+    if not convs:
+        raise ValueError(f"{type(net).__name__} has no Conv2d layer: this method resets or "
+                         f"perturbs convolutions and cannot run on it")
+    return convs[0][1]
+
+
+def linear_head(net: nn.Module, method: str) -> nn.Linear:
+    """``net.fc``, the classifier every kit network has; a clear error otherwise."""
+    fc = getattr(net, "fc", None)
+    if not isinstance(fc, nn.Linear):
+        raise ValueError(f"{method} needs the network's linear head at net.fc, and "
+                         f"{type(net).__name__} has none")
+    return fc
+
+
+def sgd(net: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
+    """SGD over every parameter of ``net``."""
+    return torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
 @torch.no_grad()
 def num_outputs(net: nn.Module, x: torch.Tensor) -> int:
     """Number of logits ``net`` produces (``net.fc.out_features``, else one eval forward)."""
