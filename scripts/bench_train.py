@@ -25,9 +25,9 @@ import warnings
 
 import torch
 
+from unlearnkit.atomic import write_json
 from unlearnkit.data.base import ImageSet
 from unlearnkit.fused import FusedTrainer, gather_batch, lane_streams, on_stream
-from unlearnkit.io import write_json
 from unlearnkit.train import TrainConfig, init_model, train
 
 BATCH = 64

@@ -59,7 +59,7 @@ def test_kit_holds_what_the_notebook_imports_and_nothing_heavy(kit):
     names = set(kit)
     for needed in ("src/unlearnkit/kaggle/settings.py", "src/unlearnkit/kaggle/dataset.py",
                    "src/unlearnkit/kaggle/checkpoints.py", "src/unlearnkit/kaggle/guard.py",
-                   "src/unlearnkit/models.py", "src/unlearnkit/io.py",
+                   "src/unlearnkit/models.py", "src/unlearnkit/atomic.py",
                    "src/unlearnkit/methods/__init__.py", "src/unlearnkit/data/loaders.py"):
         assert needed in names
     methods = {p.name for p in (ROOT / "src/unlearnkit/methods").glob("*.py")}

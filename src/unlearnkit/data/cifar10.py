@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..io import atomic_path
+from ..atomic import atomic_path
 from .base import ImageSet, SourceData
 from .sources import data_root, expand_views
 

@@ -21,7 +21,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from unlearnkit.io import write_text
+from unlearnkit.atomic import write_text
 
 PACKAGE = "unlearnkit"
 ALWAYS_WHOLE = ("unlearnkit.methods",)  # packages that import their modules by discovery

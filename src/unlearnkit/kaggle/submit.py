@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from unlearnkit.io import write_json
+from unlearnkit.atomic import write_json
 
 from .settings import COMPETITION
 
