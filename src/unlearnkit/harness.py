@@ -153,7 +153,7 @@ def _train_one(ctx: Context, kind: str, seed: int, device: torch.device) -> dict
 
 def _train_fused(ctx: Context, job: Job, device: torch.device) -> list[dict]:
     """Train len(seeds) models together (:mod:`unlearnkit.fused`) and cache each."""
-    from .fused import predict_logits_many, train_many
+    from .fused_training import predict_logits_many, train_many
 
     b, data = ctx.bench, _train_data(ctx, job.kind)
     _sync(device)
