@@ -62,20 +62,16 @@ class TensorLoader:
             }
 
 
-LOADER_PARTS = ("retain", "forget", "validation")
-"""The three loaders an unlearning run gets, in the order of ``unlearning(net, ...)``."""
-
-
 def loader_seed(run_seed: int, part: int) -> int:
-    """The shuffle seed of run ``run_seed``'s loader of ``LOADER_PARTS[part]``.
+    """The shuffle seed of one loader of run ``run_seed``: ``part`` 0, 1, 2 for its retain,
+    forget and validation loader.
 
     Distinct for every run and part, so a run's data order depends on its seed alone;
-    the harness and the notebook both use it.
+    the harness's loaders and the notebook's use it alike.
     """
-    if not 0 <= part < len(LOADER_PARTS):
-        raise ValueError(f"part must be 0..{len(LOADER_PARTS) - 1} ({', '.join(LOADER_PARTS)}), "
-                         f"got {part}")
-    return run_seed * len(LOADER_PARTS) + part
+    if part not in (0, 1, 2):
+        raise ValueError(f"part must be 0 (retain), 1 (forget) or 2 (validation), got {part}")
+    return run_seed * 3 + part
 
 
 def make_loader(data: ImageSet, batch_size: int = 64, shuffle: bool = False, seed: int = 0,

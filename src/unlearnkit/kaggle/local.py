@@ -15,7 +15,7 @@ from pathlib import Path
 
 from unlearnkit.atomic import write_json
 
-from .settings import ENV_INPUT_DIR, ENV_NUM_CHECKPOINTS, ENV_OUTPUT_DIR, ENV_WORK_DIR
+from .runtime.settings import ENV_INPUT_DIR, ENV_NUM_CHECKPOINTS, ENV_OUTPUT_DIR, ENV_WORK_DIR
 
 
 class NotebookFailed(RuntimeError):

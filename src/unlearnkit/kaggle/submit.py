@@ -31,7 +31,7 @@ from pathlib import Path
 
 from unlearnkit.atomic import write_json
 
-from .settings import COMPETITION
+from .runtime.settings import COMPETITION
 
 PUSHED_RE = re.compile(r"Kernel version (\d+) successfully pushed")
 STATUS_RE = re.compile(r'has status "([^"]+)"')
