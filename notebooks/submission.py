@@ -70,15 +70,14 @@ import random  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torchvision.models import resnet18  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from unlearnkit.kaggle import checkpoints as ck  # noqa: E402
-from unlearnkit.kaggle import dataset as ds  # noqa: E402
-from unlearnkit.kaggle.guard import check_budget  # noqa: E402
-from unlearnkit.kaggle.settings import Settings, check_method, on_kaggle, pick_device  # noqa: E402
+from unlearnkit.kaggle.runtime import checkpoints as ck  # noqa: E402
+from unlearnkit.kaggle.runtime import dataset as ds  # noqa: E402
+from unlearnkit.kaggle.runtime.guard import check_budget  # noqa: E402
+from unlearnkit.kaggle.runtime.settings import Settings, check_method, on_kaggle, pick_device  # noqa: E402
 from unlearnkit.methods import run_method  # noqa: E402
-from unlearnkit.models import save_checkpoint  # noqa: E402
+from unlearnkit.models import load_checkpoint, save_checkpoint  # noqa: E402
 
 SETTINGS = Settings.from_env(NUM_CHECKPOINTS, TIME_BUDGET_HOURS)
 CONFIG = check_method(METHOD, HYPERPARAMETERS)  # resolved and checked once, used by every run
@@ -127,9 +126,7 @@ def seed_everything(seed):
 
 def original_model():
     """A fresh resnet18 with the original weights, reloaded from disk."""
-    net = resnet18(weights=None, num_classes=10)
-    net.load_state_dict(torch.load(SETTINGS.original_path, map_location="cpu", weights_only=True))
-    return net.to(DEVICE)
+    return load_checkpoint(SETTINGS.original_path, "resnet18").to(DEVICE)
 
 
 # %% [markdown]

@@ -2,7 +2,7 @@
 
 Rows: (1) one model trained by :func:`unlearnkit.train.train` (the scorer's recipe,
 batch 64); (2) P processes each running (1) at once, started together behind a
-barrier; (3) K models fused with :class:`unlearnkit.fused.FusedTrainer`, batch 64 per
+barrier; (3) K models fused with :class:`unlearnkit.fused_training.FusedTrainer`, batch 64 per
 model; ``--lanes`` adds rows of L such chunks trained at once, each on its own CUDA
 stream (as ``train_many(..., lanes=L)`` does). All on random images in the 0-255 range, warm-up steps excluded, CUDA
 synchronised before every clock read. Ratios are to row (1).
@@ -25,9 +25,9 @@ import warnings
 
 import torch
 
+from unlearnkit.atomic import write_json
 from unlearnkit.data.base import ImageSet
-from unlearnkit.fused import FusedTrainer, gather_batch, lane_streams, on_stream
-from unlearnkit.io import write_json
+from unlearnkit.fused_training import FusedTrainer, gather_batch, lane_streams, on_stream
 from unlearnkit.train import TrainConfig, init_model, train
 
 BATCH = 64

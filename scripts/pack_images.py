@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unlearnkit.atomic import atomic_path
 from unlearnkit.data.cifar10 import IMAGE_EXTS
-from unlearnkit.io import atomic_path
 
 
 def image_files(folder: Path) -> list[Path]:

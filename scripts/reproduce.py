@@ -39,9 +39,9 @@ import torch
 import yaml
 
 from unlearnkit import harness, secondary
+from unlearnkit.atomic import write_json
 from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.evaluation import accuracies, base_report, local_eval, prepare_references
-from unlearnkit.io import write_json
 from unlearnkit.methods import get_method, list_methods, resolve_config
 
 SCENARIOS = {"class": "class:airplane,bird", "sample": "random:0.1"}

@@ -16,15 +16,15 @@ import torch
 from torch import nn
 
 from unlearnkit.data.base import ImageSet
-from unlearnkit.fused import (
+from unlearnkit.fused_training import (
     CONV_FORMS,
     default_chunk,
     predict_logits_many,
     train_many,
     tune_convs,
 )
-from unlearnkit.fused_net import StackedConv2d, build_wide, widen
 from unlearnkit.models import build_model, load_state
+from unlearnkit.stacked_layers import StackedConv2d, build_wide, widen
 from unlearnkit.train import TrainConfig, init_model, predict_logits, train
 
 CFG = TrainConfig(epochs=2)

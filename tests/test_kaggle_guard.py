@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from unlearnkit.kaggle.guard import TimeBudgetExceeded, check_budget, project
+from unlearnkit.kaggle.runtime.guard import TimeBudgetExceeded, check_budget, project
 
 
 def test_projection_adds_remaining_runs_at_the_median_pace():

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from unlearnkit.kaggle import checkpoints as ck
-from unlearnkit.kaggle import dataset as ds
 from unlearnkit.kaggle.mock import MOCK_FILE, make_mock_competition
-from unlearnkit.kaggle.settings import Settings, check_method, gpu_supported, on_kaggle
+from unlearnkit.kaggle.runtime import checkpoints as ck
+from unlearnkit.kaggle.runtime import dataset as ds
+from unlearnkit.kaggle.runtime.settings import Settings, check_method, gpu_supported, on_kaggle
 from unlearnkit.models import build_model, save_checkpoint
 
 

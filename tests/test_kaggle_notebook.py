@@ -57,9 +57,9 @@ def test_committed_notebook_is_up_to_date():
 
 def test_kit_holds_what_the_notebook_imports_and_nothing_heavy(kit):
     names = set(kit)
-    for needed in ("src/unlearnkit/kaggle/settings.py", "src/unlearnkit/kaggle/dataset.py",
-                   "src/unlearnkit/kaggle/checkpoints.py", "src/unlearnkit/kaggle/guard.py",
-                   "src/unlearnkit/models.py", "src/unlearnkit/io.py",
+    for needed in ("src/unlearnkit/kaggle/runtime/settings.py", "src/unlearnkit/kaggle/runtime/dataset.py",
+                   "src/unlearnkit/kaggle/runtime/checkpoints.py", "src/unlearnkit/kaggle/runtime/guard.py",
+                   "src/unlearnkit/models.py", "src/unlearnkit/atomic.py",
                    "src/unlearnkit/methods/__init__.py", "src/unlearnkit/data/loaders.py"):
         assert needed in names
     methods = {p.name for p in (ROOT / "src/unlearnkit/methods").glob("*.py")}
@@ -109,7 +109,7 @@ def test_kit_imports_from_the_unpacked_copy(tmp_path, kit):
     code = (
         "import sys; sys.path.insert(0, sys.argv[1] + '/src')\n"
         "import unlearnkit, unlearnkit.methods as m\n"
-        "from unlearnkit.kaggle.settings import check_method\n"
+        "from unlearnkit.kaggle.runtime.settings import check_method\n"
         "assert unlearnkit.__file__.startswith(sys.argv[1]), unlearnkit.__file__\n"
         "print(len(m.list_methods()), check_method('bad_teacher', {}).lr)\n"
     )

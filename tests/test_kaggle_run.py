@@ -9,9 +9,9 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from unlearnkit.kaggle.checkpoints import zip_checkpoint_members
 from unlearnkit.kaggle.local import execute_notebook, notebook_env
 from unlearnkit.kaggle.notebook import default_output
+from unlearnkit.kaggle.runtime.checkpoints import zip_checkpoint_members
 
 pytestmark = pytest.mark.slow
 

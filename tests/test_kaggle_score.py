@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from unlearnkit.cli import main
-from unlearnkit.kaggle import checkpoints as ck
 from unlearnkit.kaggle.mock import make_mock_competition
+from unlearnkit.kaggle.runtime import checkpoints as ck
 from unlearnkit.kaggle.score import read_states
 from unlearnkit.models import build_model, save_checkpoint
 

@@ -2,7 +2,7 @@
 
 The fast path is checked against the dense oracle (every model against every
 threshold) on random columns, and both against answers worked out by hand from
-shared/spec/metric.md.
+the metric's definition (docs/scoring.md).
 """
 
 from __future__ import annotations

@@ -40,8 +40,9 @@ class Benchmark:
     """N: unlearned and retrained models compared per example (competition: 512)."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """Recipe for the original, the reference and the oracle models."""
-    batch_size: int = 64
-    """Batch size of the loaders handed to a method (the competition's: 64)."""
+    loader_batch_size: int = 64
+    """Batch size of the loaders handed to a method (the competition's: 64); the
+    recipe's own batch size is ``train.batch_size``."""
     method_overrides: dict = field(default_factory=dict)
     """Per-method hyperparameter overrides that fit this benchmark's budget."""
     description: str = ""

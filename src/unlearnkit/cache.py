@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_path
+from .atomic import atomic_path
 
 REQUIRED = ("forget_logits", "test_logits", "retain_pred")
 

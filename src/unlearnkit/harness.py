@@ -30,7 +30,7 @@ import torch
 from . import cache as cache_mod
 from .benchmarks import Benchmark, benchmark_from_dict, stable_hash
 from .data.base import ImageSet, SourceData
-from .data.loaders import TensorLoader
+from .data.loaders import TensorLoader, loader_seed
 from .data.sources import get_source
 from .data.splits import Split, make_split
 from .executor import LocalExecutor
@@ -152,8 +152,8 @@ def _train_one(ctx: Context, kind: str, seed: int, device: torch.device) -> dict
 
 
 def _train_fused(ctx: Context, job: Job, device: torch.device) -> list[dict]:
-    """Train len(seeds) models together (:mod:`unlearnkit.fused`) and cache each."""
-    from .fused import predict_logits_many, train_many
+    """Train len(seeds) models together (:mod:`unlearnkit.fused_training`) and cache each."""
+    from .fused_training import predict_logits_many, train_many
 
     b, data = ctx.bench, _train_data(ctx, job.kind)
     _sync(device)
@@ -185,9 +185,9 @@ def load_original(ctx: Context, device) -> torch.nn.Module:
 
 def method_loaders(ctx: Context, seed: int, device) -> tuple[TensorLoader, ...]:
     """Retain, forget and validation loaders for one run: shuffled, seeded per run."""
-    bs = ctx.bench.batch_size
+    bs = ctx.bench.loader_batch_size
     return tuple(
-        TensorLoader(ctx.parts[name], bs, shuffle=True, seed=seed * 3 + i, device=device)
+        TensorLoader(ctx.parts[name], bs, shuffle=True, seed=loader_seed(seed, i), device=device)
         for i, name in enumerate(("retain", "forget", "validation"))
     )
 

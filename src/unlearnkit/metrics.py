@@ -161,7 +161,7 @@ def plot_epsilons(epsilons, num_models: int, path, title: str | None = None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from unlearnkit.io import atomic_path
+    from unlearnkit.atomic import atomic_path
 
     eps = np.asarray(epsilons, dtype=np.float64)
     if eps.ndim != 1 or eps.size == 0:

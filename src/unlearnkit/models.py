@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .io import atomic_path
+from .atomic import atomic_path
 
 NUM_CLASSES = 10
 _BUILDERS: dict[str, Callable[[int], nn.Module]] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_path, write_json, write_text
+from .atomic import atomic_path, write_json, write_text
 
 
 def default_out_dir(bench: str, method: str, root: str | Path = "runs") -> Path:

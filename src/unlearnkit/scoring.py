@@ -1,7 +1,7 @@
 """The competition's forget quality and final score, exact and fast (numpy only).
 
 Reproduces the open-sourced scorer (google-deepmind/unlearning_evaluation, metric.py)
-as specified in shared/spec/metric.md, bit for bit where the scorer is deterministic:
+as specified by the organisers (docs/scoring.md), bit for bit where the scorer is deterministic:
 float32 rates, the float32 torch.linspace grid, float32 epsilons. Two implementations:
 
 - ``epsilon_dense``: every (model, threshold) pair compared in [N, T] matrices, as the

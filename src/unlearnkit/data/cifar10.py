@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ..io import atomic_path
+from ..atomic import atomic_path
 from .base import ImageSet, SourceData
+from .images import decode_images
 from .sources import data_root, expand_views
 
 SUBFOLDERS = ("", "cifar10-jpeg", "cifar10", "cifar-10")
@@ -124,19 +124,6 @@ def list_folder(folder: Path, split: str, per_class: int | None):
         files += [os.path.join(top, name, p) for p in names]
         labels += [label] * len(names)
     return classes, files, np.asarray(labels, np.int64)
-
-
-def decode_images(files: list[str], progress: bool = True, desc: str = "decode") -> torch.Tensor:
-    """Decode image files into uint8 [n, 3, 32, 32] RGB; a file of another size raises."""
-    from PIL import Image
-
-    out = np.empty((len(files), 32, 32, 3), np.uint8)  # [n, H, W, C]
-    for i, path in enumerate(tqdm(files, desc=desc, disable=not progress, leave=False)):
-        with Image.open(path) as im:
-            if im.size != (32, 32):
-                raise ValueError(f"{path} is {im.size[0]}x{im.size[1]}, expected 32x32")
-            out[i] = np.asarray(im.convert("RGB"))
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
 def cache_file(cache_dir: Path, folder: Path, split: str, per_class: int | None,

@@ -1,10 +1,7 @@
 """The Kaggle competition's folder layout: read it as a source, write any source into it.
 
-Layout (what the notebook finds under ``/kaggle/input/neurips-2023-machine-unlearning``)::
-
-    retain.csv  forget.csv  validation.csv  [test.csv]   columns image_id, age_group, age, person_id
-    images/<person>/<n>.png                              RGB 32x32, for image_id "<person>-<n>"
-    [original_model.pth]                                 state_dict of the original model
+The layout itself (files, columns, image paths) and its reading are
+:mod:`unlearnkit.data.competition_layout`, shared with the notebook's runtime.
 
 Reading: the training pool is retain + forget + validation, in that order, and
 ``predefined`` holds the three index ranges (scenario ``given``); ``test.csv`` is the
@@ -32,12 +29,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .base import ImageSet, SourceData
+from .competition_layout import MODEL_FILE, SPLITS, image_files, image_path, read_table
+from .images import decode_images
 from .sources import data_root
 
-COLUMNS = ("image_id", "age_group", "age", "person_id")
-TRAIN_CSVS = ("retain", "forget", "validation")
 SUBFOLDERS = ("", "competition", "neurips-2023-machine-unlearning")
-MODEL_FILE = "original_model.pth"
 CLASSES_FILE = "classes.json"
 
 
@@ -61,48 +57,15 @@ def original_model_path(root: str | os.PathLike | None = None) -> Path | None:
     return path if path.is_file() else None
 
 
-def read_csv(path: Path):
-    """One split's table, with the required columns checked."""
-    import pandas as pd
-
-    table = pd.read_csv(path, dtype={"image_id": str})
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path} lacks column(s) {missing}; a competition CSV needs "
-                         f"{list(COLUMNS)} (has {list(table.columns)})")
-    return table
-
-
-def image_path(folder: Path, image_id: str) -> Path:
-    """``images/<person>/<n>.png`` for image id ``"<person>-<n>"``."""
-    person, sep, n = str(image_id).rpartition("-")
-    if not sep or not person:
-        raise ValueError(f"image_id {image_id!r} is not of the form '<person>-<n>'")
-    return folder / "images" / person / f"{n}.png"
-
-
-def read_table(folder: Path, name: str, progress: bool) -> ImageSet:
-    """The images of ``<name>.csv`` as an ImageSet (decoded with PIL, RGB 32x32)."""
-    from PIL import Image
-
-    path = folder / f"{name}.csv"
-    table = read_csv(path)
-    ids = table["image_id"].astype(str).tolist()
-    images = np.empty((len(ids), 32, 32, 3), np.uint8)  # [n, H, W, C]
-    for i, image_id in enumerate(tqdm(ids, desc=f"read {name}", disable=not progress, leave=False)):
-        file = image_path(folder, image_id)
-        if not file.is_file():
-            raise FileNotFoundError(f"{file} (image {image_id!r} of {path.name}) not found; "
-                                    "the images/ folder is incomplete or the CSV is wrong")
-        with Image.open(file) as im:
-            if im.size != (32, 32):
-                raise ValueError(f"{file} is {im.size[0]}x{im.size[1]}, expected 32x32")
-            images[i] = np.asarray(im.convert("RGB"))
+def read_part(folder: Path, name: str, progress: bool, table=None) -> ImageSet:
+    """The images of ``<name>.csv`` as an ImageSet (RGB 32x32)."""
+    table = read_table(folder, name) if table is None else table
+    images = decode_images(image_files(folder, table, name), progress, desc=f"read {name}")
     return ImageSet(
-        images=torch.from_numpy(images).permute(0, 3, 1, 2).float().contiguous(),
+        images=images.float(),
         labels=torch.from_numpy(np.array(table["age_group"], dtype=np.int64)),
         groups=torch.from_numpy(np.array(table["person_id"], dtype=np.int64)),
-        ids=ids,
+        ids=table["image_id"].astype(str).tolist(),
     )
 
 
@@ -123,15 +86,12 @@ def empty_set() -> ImageSet:
 def read_competition(root=None, progress: bool = True) -> SourceData:
     """The competition folder as a source (see the module docstring)."""
     folder = find_competition(root)
-    for name in TRAIN_CSVS:
-        if not (folder / f"{name}.csv").is_file():
-            raise FileNotFoundError(f"{folder / name}.csv not found; a competition folder needs "
-                                    f"{', '.join(n + '.csv' for n in TRAIN_CSVS)}")
-    parts = [read_table(folder, name, progress) for name in TRAIN_CSVS]
+    tables = {name: read_table(folder, name) for name in SPLITS}  # every CSV before any image
+    parts = [read_part(folder, name, progress, tables[name]) for name in SPLITS]
     bounds = np.cumsum([0] + [len(p) for p in parts])
-    predefined = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(TRAIN_CSVS)}
+    predefined = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(SPLITS)}
     has_test = (folder / "test.csv").is_file()
-    test = read_table(folder, "test", progress) if has_test else empty_set()
+    test = read_part(folder, "test", progress) if has_test else empty_set()
     train = concat(parts)
     return SourceData(name="competition", train=train, test=test,
                       classes=_classes(folder, train, test), predefined=predefined)

@@ -62,6 +62,18 @@ class TensorLoader:
             }
 
 
+def loader_seed(run_seed: int, part: int) -> int:
+    """The shuffle seed of one loader of run ``run_seed``: ``part`` 0, 1, 2 for its retain,
+    forget and validation loader.
+
+    Distinct for every run and part, so a run's data order depends on its seed alone;
+    the harness's loaders and the notebook's use it alike.
+    """
+    if part not in (0, 1, 2):
+        raise ValueError(f"part must be 0 (retain), 1 (forget) or 2 (validation), got {part}")
+    return run_seed * 3 + part
+
+
 def make_loader(data: ImageSet, batch_size: int = 64, shuffle: bool = False, seed: int = 0,
                 device: str | torch.device = "cpu") -> TensorLoader:
     """The kit's standard loader (see :class:`TensorLoader`)."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io import write_json
+from ..atomic import write_json
 from .base import ImageSet, SourceData
 
 SCENARIOS = ("random:FRACTION", "group:K", "class:C1,C2,...", "given")

@@ -69,7 +69,7 @@ def add_score(sub) -> None:
 
 
 def cmd_score(args) -> int:
-    from unlearnkit.io import write_json
+    from unlearnkit.atomic import write_json
 
     from .score import score_submission, summary_lines
 
@@ -107,7 +107,7 @@ def add_build(sub) -> None:
 
 
 def cmd_build(args) -> int:
-    from unlearnkit.io import write_text
+    from unlearnkit.atomic import write_text
 
     from ..assignments import parse_assignments
     from .notebook import build_notebook, stale_reason, to_script

@@ -13,9 +13,9 @@ import os
 import time
 from pathlib import Path
 
-from unlearnkit.io import write_json
+from unlearnkit.atomic import write_json
 
-from .settings import ENV_INPUT_DIR, ENV_NUM_CHECKPOINTS, ENV_OUTPUT_DIR, ENV_WORK_DIR
+from .runtime.settings import ENV_INPUT_DIR, ENV_NUM_CHECKPOINTS, ENV_OUTPUT_DIR, ENV_WORK_DIR
 
 
 class NotebookFailed(RuntimeError):

@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unlearnkit.atomic import write_json
 from unlearnkit.data.base import SourceData
 from unlearnkit.data.competition import export_competition
 from unlearnkit.data.sources import get_source
 from unlearnkit.data.splits import Split, hold_out_validation
-from unlearnkit.io import write_json
 from unlearnkit.train import TrainConfig, accuracy, init_model, train
 
 MOCK_FILE = "mock.json"

@@ -21,7 +21,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from unlearnkit.io import write_text
+from unlearnkit.atomic import write_text
 
 PACKAGE = "unlearnkit"
 ALWAYS_WHOLE = ("unlearnkit.methods",)  # packages that import their modules by discovery
@@ -163,7 +163,7 @@ def check_config(method: str | None, hyperparameters: dict | None) -> None:
     """Fail at build time, not on Kaggle, for a bad method or hyperparameter name."""
     if method is None and not hyperparameters:
         return
-    from unlearnkit.kaggle.settings import check_method
+    from unlearnkit.kaggle.runtime.settings import check_method
 
     check_method(method or _default_method(), hyperparameters or {})
 

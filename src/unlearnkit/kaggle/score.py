@@ -23,8 +23,8 @@ import torch
 
 from unlearnkit.models import build_model, load_state
 
-from .checkpoints import zip_checkpoint_members
 from .mock import MOCK_FILE
+from .runtime.checkpoints import zip_checkpoint_members
 
 
 class ZipStates(Sequence):

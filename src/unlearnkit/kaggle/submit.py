@@ -29,9 +29,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from unlearnkit.io import write_json
+from unlearnkit.atomic import write_json
 
-from .settings import COMPETITION
+from .runtime.settings import COMPETITION
 
 PUSHED_RE = re.compile(r"Kernel version (\d+) successfully pushed")
 STATUS_RE = re.compile(r'has status "([^"]+)"')

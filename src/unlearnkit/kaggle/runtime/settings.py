@@ -22,7 +22,6 @@ ENV_INPUT_DIR = "UNLEARNKIT_INPUT_DIR"
 ENV_WORK_DIR = "UNLEARNKIT_WORK_DIR"
 ENV_OUTPUT_DIR = "UNLEARNKIT_OUTPUT_DIR"
 ENV_NUM_CHECKPOINTS = "UNLEARNKIT_NUM_CHECKPOINTS"
-SPLITS = ("retain", "forget", "validation")
 
 
 @dataclass(frozen=True)
@@ -69,15 +68,12 @@ class Settings:
 
     @property
     def original_path(self) -> Path:
-        return self.input_dir / "original_model.pth"
+        return self.input_dir / "original_model.pth"  # data.competition_layout.MODEL_FILE
 
     @property
     def empty_run(self) -> bool:
         """True on Kaggle's public 'commit' run: ``empty.txt`` marks the empty input."""
         return (self.input_dir / "empty.txt").exists()
-
-    def csv_path(self, split: str) -> Path:
-        return self.input_dir / f"{split}.csv"
 
 
 def on_kaggle(environ: dict | None = None) -> bool:

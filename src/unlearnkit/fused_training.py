@@ -1,7 +1,7 @@
 """Train and evaluate K models of one architecture at once, each exactly as if alone.
 
 One model at batch 64 cannot fill a GPU: its time goes to kernel launches. Here K
-models are folded into one channel-stacked network (:mod:`unlearnkit.fused_net`), so
+models are folded into one channel-stacked network (:mod:`unlearnkit.stacked_layers`), so
 each layer is one grouped kernel for all K, and on CUDA the forward and backward pass
 of a step is captured once as a CUDA graph and replayed.
 
@@ -34,8 +34,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data.base import ImageSet
-from .fused_net import StackedConv2d, build_wide, split_outputs, unstack_state
 from .models import build_model
+from .stacked_layers import StackedConv2d, build_wide, split_outputs, unstack_state
 from .train import TrainConfig, class_weights, init_model
 
 _CHUNKS = {("cuda", "resnet18"): 64, ("cuda", "small_cnn"): 128,
@@ -77,7 +77,7 @@ def on_stream(stream) -> contextlib.AbstractContextManager:
 
 
 CONV_FORMS = ("grouped", "bmm", "split", "hybrid")
-"""How a stacked convolution can run (:class:`~unlearnkit.fused_net.StackedConv2d`)."""
+"""How a stacked convolution can run (:class:`~unlearnkit.stacked_layers.StackedConv2d`)."""
 
 
 def default_conv(device: str | torch.device, cuda_graph: bool = True) -> str:
@@ -220,7 +220,7 @@ class FusedTrainer:
     (oneDNN's pooling is several times faster so, and the one-model loop's weights turn
     channels_last after its first Adam step anyway). ``conv`` picks how the stacked
     convolutions run: ``"grouped"``, ``"bmm"``, ``"split"`` (see
-    :class:`~unlearnkit.fused_net.StackedConv2d`) or ``"auto"`` (timed per layer on
+    :class:`~unlearnkit.stacked_layers.StackedConv2d`) or ``"auto"`` (timed per layer on
     the first batch, as graph replays when graphs are on: :func:`tune_convs`); default
     :func:`default_conv`.
     """

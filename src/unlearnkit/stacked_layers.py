@@ -55,7 +55,7 @@ class StackedConv2d(nn.Conv2d):
     the K channel blocks (the one-model kernels; for the CPU, where oneDNN's grouped
     backward is slower). ``impl = "hybrid"``: grouped forward and input gradient, the
     weight gradient as one batched GEMM over unfolded patches (:class:`HybridConv`).
-    Same function, rounding apart; :func:`unlearnkit.fused.tune_convs` picks the fastest
+    Same function, rounding apart; :func:`unlearnkit.fused_training.tune_convs` picks the fastest
     per layer.
     """
 

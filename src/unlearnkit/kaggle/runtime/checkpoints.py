@@ -19,7 +19,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from unlearnkit.io import atomic_path
+from unlearnkit.atomic import atomic_path
 
 NAME_RE = re.compile(r"(?:^|/)unlearned_checkpoint_(\d+)\.pth$")
 
