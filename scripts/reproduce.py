@@ -38,11 +38,12 @@ import numpy as np
 import torch
 import yaml
 
-from unlearnkit import harness, secondary
+from unlearnkit import harness
 from unlearnkit.benchmarks import load_benchmark
-from unlearnkit.evaluation import accuracies, base_report, local_eval, prepare_references
+from unlearnkit.evaluation import base_report, local_eval, prepare_references
 from unlearnkit.io import write_json
 from unlearnkit.methods import get_method, list_methods, resolve_hyperparameters
+from unlearnkit.metrics import model_sets
 
 SCENARIOS = {"class": "class:airplane,bird", "sample": "random:0.1"}
 TITLES = {"class": "Class removal: forget airplane and bird (`class:airplane,bird`)",
@@ -152,10 +153,10 @@ def code_version() -> dict:
 
 def set_row(label: str, kind: str, entries, ctx, random_logits, scored: dict | None) -> dict:
     """One table row: accuracies and secondary metrics of ``entries``, F and score if any."""
-    acc = {k: float(v.mean()) for k, v in accuracies(entries, ctx).items()}
+    acc = {k: float(v.mean()) for k, v in model_sets.accuracies(entries, ctx).items()}
     row = {"label": label, "kind": kind, "n": len(entries),
            "retain_acc": acc["retain"], "test_acc": acc["test"], "forget_acc": acc["forget"],
-           **secondary.secondary_metrics(entries, ctx, random_logits),
+           **model_sets.secondary_metrics(entries, ctx, random_logits),
            "forget_quality": None, "score": None}
     if scored:
         row.update(forget_quality=scored["forget_quality"], score=scored["score"])
@@ -219,9 +220,9 @@ def run_scenario(kind: str, args, plan, overrides: dict, methods: list[str],
                                            for c in ctx.split.forget_classes]},
               "retrain_seconds": float(sets["refs"][0].meta.get("seconds", np.nan)),
               "references_wall_seconds": time.time() - start,
-              "random_net": {"seed": secondary.RANDOM_SEED, "inputs": "standardized"},
+              "random_net": {"seed": model_sets.RANDOM_SEED, "inputs": "standardized"},
               "rows": []}
-    random_logits = secondary.random_net_logits(ctx, device=plan.device)  # [S, C], once
+    random_logits = model_sets.random_net_logits(ctx, device=plan.device)  # [S, C], once
     result["rows"] = reference_rows(ctx, sets, random_logits)
     save(result)
     variants = [(m, v) for m in methods for v in ({}, overrides.get(m)) if v is not None]
@@ -275,7 +276,7 @@ def _footnote(kind: str, res: dict) -> str:
     return (f"Split: retain {sizes['retain']}, forget {sizes['forget']}, validation "
             f"{sizes['validation']}, test {sizes['test']}. One retrain: "
             f"{res['retrain_seconds']:.0f} s. F and score at N = {res['num_models']}; MIA over "
-            f"up to {secondary.MIA_MODELS} models{non_members}; ZRF against a random "
+            f"up to {model_sets.MIA_MODELS} models{non_members}; ZRF against a random "
             f"{res['benchmark']['model']} (seed {rnd['seed']}, {rnd['inputs']} inputs).")
 
 

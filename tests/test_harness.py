@@ -15,7 +15,7 @@ from unlearnkit import harness
 from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.cli import main
 from unlearnkit.methods import _REGISTRY, MethodSpec
-from unlearnkit.scoring import forget_quality
+from unlearnkit.metrics.competition import forget_quality
 from unlearnkit.train import predict_logits
 
 TINY = {

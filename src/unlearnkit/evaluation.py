@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,56 +16,9 @@ from . import harness
 from .benchmarks import Benchmark
 from .cache import Outputs
 from .harness import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, Plan
-from .scoring import final_score, forget_quality, logit_scaled_confidence
+from .metrics.model_sets import accuracies, confidences, score_against
 
 TIME_RULE = 0.2  # the competition's intent: an unlearning run costs <= 20% of a retrain
-
-
-@dataclass
-class Scored:
-    """One set of N models scored against the references."""
-
-    forget_quality: object  # scoring.ForgetQuality
-    score: float
-    retain_acc: float
-    test_acc: float
-    forget_acc: float
-    confs: np.ndarray  # [N, S] logit-scaled confidences on forget
-
-
-def confidences(entries: list[Outputs], forget_labels: np.ndarray) -> np.ndarray:
-    """Logit-scaled confidences of every model on every forget example: [N, S]."""
-    return np.stack([logit_scaled_confidence(e.forget_logits, forget_labels) for e in entries])
-
-
-def accuracies(entries: list[Outputs], ctx: Context) -> dict[str, np.ndarray]:
-    """Per-model retain, test and forget accuracy: each [N]."""
-    labels = {k: ctx.parts[k].labels.numpy() for k in ("retain", "test", "forget")}
-    return {
-        "retain": np.array([(e.retain_pred == labels["retain"]).mean() for e in entries]),
-        "test": np.array([(e.test_logits.argmax(1) == labels["test"]).mean() for e in entries]),
-        "forget": np.array([(e.forget_logits.argmax(1) == labels["forget"]).mean()
-                            for e in entries]),
-    }
-
-
-def score_against(unlearned: list[Outputs], refs: list[Outputs], ctx: Context,
-                  ref_confs: np.ndarray | None = None) -> Scored:
-    """The competition's score of ``unlearned`` against the references ``refs``."""
-    y = ctx.parts["forget"].labels.numpy()
-    u = confidences(unlearned, y)  # [N, S]
-    r = confidences(refs, y) if ref_confs is None else ref_confs
-    fq = forget_quality(u, r)
-    acc_u, acc_r = accuracies(unlearned, ctx), accuracies(refs, ctx)
-    score = final_score(fq, acc_u["retain"], acc_u["test"], acc_r["retain"], acc_r["test"])
-    return Scored(fq, score, float(acc_u["retain"].mean()), float(acc_u["test"].mean()),
-                  float(acc_u["forget"].mean()), u)
-
-
-def summary(s: Scored) -> dict:
-    """The JSON-ready numbers of one scored set."""
-    return {"forget_quality": s.forget_quality.score, "score": s.score,
-            "retain_acc": s.retain_acc, "test_acc": s.test_acc, "forget_acc": s.forget_acc}
 
 
 def _seconds(entries: list[Outputs]) -> float:
@@ -136,7 +88,7 @@ def base_report(ctx: Context, sets: dict, method: str, hp: dict) -> dict:
         "split": {"scenario": ctx.split.scenario, "kind": ctx.split.kind, **ctx.split.sizes()},
         "retrain_seconds": _seconds(sets["refs"][:1]),
         "references": {k: float(v.mean()) for k, v in refs_acc.items()},
-        "oracles": {k: summary(v) for k, v in oracles.items()},
+        "oracles": {k: v.to_json() for k, v in oracles.items()},
         "_scored": {"oracle_retrain": oracles["retrain"], "oracle_original": oracles["original"],
                     "ref_confs": ref_confs},
         "_split": ctx.split,

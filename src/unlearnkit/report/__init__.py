@@ -1,7 +1,8 @@
 """Write what a local evaluation found: report.json, report.md, plots, raw confidences.
 
 The Markdown table is what a person reads; the JSON is what a script reads; the PNG
-plots show where the forget quality was lost (which examples, by how much).
+plots (:mod:`.plots`, every plot of the kit) show where the forget quality was lost
+(which examples, by how much).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_path, write_json, write_text
+from ..io import atomic_path, write_json, write_text
+from .plots import write_plots
 
 
 def default_out_dir(bench: str, method: str, root: str | Path = "runs") -> Path:
@@ -43,78 +45,8 @@ def write_report(report: dict, out: str | Path) -> Path:
     if method is not None:
         with atomic_path(out / "confidences.npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, unlearned_forget=method.confs, retrained_forget=scored["ref_confs"])
-        _plots(report, method, scored, out)
+        write_plots(report, method, scored, out)
     return out
-
-
-def _plots(report: dict, method, scored: dict, out: Path) -> None:
-    """Epsilon histogram, worst examples, accuracies (PNG)."""
-    from .metrics import plot_epsilons
-
-    plot_epsilons(method.forget_quality.epsilons, report["num_models"], out / "epsilons.png")
-    plot_worst_examples(method.confs, scored["ref_confs"], method.forget_quality.epsilons,
-                        out / "worst_examples.png")
-    plot_accuracies(report, out / "accuracies.png")
-
-
-def _save_figure(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_worst_examples(u: np.ndarray, r: np.ndarray, eps: np.ndarray, path: Path,
-                        count: int = 6) -> None:
-    """For the examples with the largest epsilon: unlearned vs retrained confidences."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    worst = np.argsort(-eps, kind="stable")[:count]
-    cols = min(3, len(worst))
-    rows = math.ceil(len(worst) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False,
-                             constrained_layout=True)
-    for ax, i in zip(axes.flat, worst):
-        bins = np.histogram_bin_edges(np.concatenate([u[:, i], r[:, i]]), bins=20)
-        ax.hist(r[:, i], bins=bins, alpha=0.6, label="retrained")
-        ax.hist(u[:, i], bins=bins, alpha=0.6, label="unlearned")
-        ax.set_title(f"forget example {i}: eps = {eps[i]:.2f}", fontsize=9)
-        ax.set_xlabel("logit-scaled confidence", fontsize=8)
-    for ax in list(axes.flat)[len(worst):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    fig.suptitle("Worst-forgotten examples: the two distributions over N models")
-    _save_figure(fig, path)
-
-
-def plot_accuracies(report: dict, path: Path) -> None:
-    """Retain / test / forget accuracy of the method, both oracles and the references."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = {"references": report["references"],
-            "oracle: retrain": report["oracles"]["retrain"],
-            "oracle: original": report["oracles"]["original"],
-            report["method"]: report.get("accuracy", {})}
-    keys = ["retain", "test", "forget"]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    width = 0.8 / len(rows)
-    lowest = 1.0
-    for j, (name, acc) in enumerate(rows.items()):
-        vals = [acc.get(k if k in acc else f"{k}_acc", np.nan) for k in keys]
-        ax.bar(np.arange(3) + j * width, vals, width, label=name)
-        lowest = min(lowest, np.nanmin(vals) if not np.all(np.isnan(vals)) else 1.0)
-    ax.set_xticks(np.arange(3) + width * (len(rows) - 1) / 2, keys)
-    ax.set_ylim(max(0.0, lowest - 0.05), 1.0)  # zoomed: the differences are what matter
-    ax.set_ylabel("accuracy (mean over N models)")
-    ax.legend(fontsize=8, loc="lower left")
-    _save_figure(fig, path)
 
 
 def _fmt(x, digits: int = 4) -> str:
