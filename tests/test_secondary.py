@@ -8,9 +8,9 @@ import torch
 
 from unlearnkit.benchmarks import Benchmark
 from unlearnkit.cache import Outputs
+from unlearnkit.context import Context
 from unlearnkit.data.base import ImageSet, SourceData
 from unlearnkit.data.splits import Split
-from unlearnkit.harness import Context
 from unlearnkit.metrics import model_sets
 
 C = 4  # classes

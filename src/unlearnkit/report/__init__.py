@@ -2,7 +2,8 @@
 
 The Markdown table is what a person reads; the JSON is what a script reads; the PNG
 plots (:mod:`.plots`, every plot of the kit) show where the forget quality was lost
-(which examples, by how much).
+(which examples, by how much). The text forms (:func:`markdown`, :func:`terminal_table`)
+take the JSON numbers (``EvalResult.summary``), so a saved report.json renders too.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..io import atomic_path, write_json, write_text
 from .plots import write_plots
+
+if TYPE_CHECKING:
+    from ..pipeline import EvalResult
 
 
 def default_out_dir(bench: str, method: str, root: str | Path = "runs") -> Path:
@@ -27,25 +32,17 @@ def default_out_dir(bench: str, method: str, root: str | Path = "runs") -> Path:
     return out
 
 
-def public(report: dict) -> dict:
-    """The report without its in-memory objects (keys starting with '_')."""
-    return {k: v for k, v in report.items() if not k.startswith("_")}
-
-
-def write_report(report: dict, out: str | Path) -> Path:
-    """Write every artefact of ``report`` into the folder ``out``; return it."""
+def write_report(result: EvalResult, out: str | Path) -> Path:
+    """Write every artefact of ``result`` into the folder ``out``; return it."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "report.json", public(report))
-    write_text(out / "report.md", markdown(report))
-    if report.get("_split") is not None:
-        report["_split"].save(out / "split.json")
-    scored = report.get("_scored", {})
-    method = scored.get("method")
-    if method is not None:
+    write_json(out / "report.json", result.to_json())
+    write_text(out / "report.md", markdown(result.summary))
+    result.split.save(out / "split.json")
+    if result.method is not None:
         with atomic_path(out / "confidences.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, unlearned_forget=method.confs, retrained_forget=scored["ref_confs"])
-        write_plots(report, method, scored, out)
+            np.savez(fh, unlearned_forget=result.method.confs, retrained_forget=result.ref_confs)
+        write_plots(result, out)
     return out
 
 
@@ -55,45 +52,45 @@ def _fmt(x, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def table_rows(report: dict) -> list[tuple]:
+def table_rows(summary: dict) -> list[tuple]:
     """(name, forget quality, score, retain acc, test acc, forget acc) per row."""
     rows = []
-    if "score" in report:
-        a = report["accuracy"]
-        rows.append((report["method"], report["forget_quality"], report["score"],
+    if "score" in summary:
+        a = summary["accuracy"]
+        rows.append((summary["method"], summary["forget_quality"], summary["score"],
                      a["retain"], a["test"], a["forget"]))
-    for name, o in report["oracles"].items():
+    for name, o in summary["oracles"].items():
         rows.append((f"oracle: {name}", o["forget_quality"], o["score"], o["retain_acc"],
                      o["test_acc"], o["forget_acc"]))
-    ref = report["references"]
+    ref = summary["references"]
     rows.append(("references", None, None, ref["retain"], ref["test"], ref["forget"]))
     return rows
 
 
-def markdown(report: dict) -> str:
+def markdown(summary: dict) -> str:
     """A report a person reads: the table, the time rule, the settings."""
-    lines = [f"# {report['method']} on {report['benchmark']} (N = {report['num_models']})", ""]
-    if report.get("error"):
-        lines += [f"**FAILED**: {report['error']}", ""]
+    lines = [f"# {summary['method']} on {summary['benchmark']} (N = {summary['num_models']})", ""]
+    if summary.get("error"):
+        lines += [f"**FAILED**: {summary['error']}", ""]
     lines += ["| models | forget quality | score | retain acc | test acc | forget acc |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table_rows(report)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table_rows(summary)]
     lines.append("")
-    if "score" in report:
-        flag = " **over the competition's 20% rule**" if report["over_time_rule"] else ""
+    if "score" in summary:
+        flag = " **over the competition's 20% rule**" if summary["over_time_rule"] else ""
         lines += [
-            f"- score / retrain-oracle score: {_fmt(report['score_vs_retrain_oracle'], 3)}",
-            f"- retain and test accuracy ratios: {_fmt(report['retain_acc_ratio'])}, "
-            f"{_fmt(report['test_acc_ratio'])}",
-            f"- time per run: {_fmt(report['seconds_per_run'], 2)} s = "
-            f"{_fmt(100 * report['time_fraction_of_retrain'], 1)}% of one retrain "
-            f"({_fmt(report['retrain_seconds'], 2)} s){flag}",
+            f"- score / retrain-oracle score: {_fmt(summary['score_vs_retrain_oracle'], 3)}",
+            f"- retain and test accuracy ratios: {_fmt(summary['retain_acc_ratio'])}, "
+            f"{_fmt(summary['test_acc_ratio'])}",
+            f"- time per run: {_fmt(summary['seconds_per_run'], 2)} s = "
+            f"{_fmt(100 * summary['time_fraction_of_retrain'], 1)}% of one retrain "
+            f"({_fmt(summary['retrain_seconds'], 2)} s){flag}",
         ]
-    split = report["split"]
+    split = summary["split"]
     lines += [
         f"- split: {split['scenario']} ({split['kind']}): retain {split['retain']}, forget "
         f"{split['forget']}, validation {split['validation']}, test {split['test']}",
-        f"- hyperparameters: `{report['hyperparameters']}`",
+        f"- hyperparameters: `{summary['hyperparameters']}`",
         "",
         "Forget quality is the competition's F (per-example epsilons over N unlearned vs N "
         "retrained models); score = F x retain ratio x test ratio. The retrain oracle (N more "
@@ -104,10 +101,10 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def terminal_table(report: dict) -> str:
+def terminal_table(summary: dict) -> str:
     """The summary table for the terminal."""
     head = ("models", "F", "score", "retain", "test", "forget")
-    rows = [head] + [tuple(_fmt(v) for v in r) for r in table_rows(report)]
+    rows = [head] + [tuple(_fmt(v) for v in r) for r in table_rows(summary)]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return "\n".join(fmt.format(*r) for r in rows)

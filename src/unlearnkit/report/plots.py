@@ -9,19 +9,23 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..io import atomic_path
 from ..metrics.competition import bucket_edges, max_epsilon
 
+if TYPE_CHECKING:
+    from ..pipeline import EvalResult
 
-def write_plots(report: dict, method, scored: dict, out: Path) -> None:
-    """Epsilon histogram, worst examples, accuracies (PNG)."""
-    plot_epsilons(method.forget_quality.epsilons, report["num_models"], out / "epsilons.png")
-    plot_worst_examples(method.confs, scored["ref_confs"], method.forget_quality.epsilons,
-                        out / "worst_examples.png")
-    plot_accuracies(report, out / "accuracies.png")
+
+def write_plots(result: EvalResult, out: Path) -> None:
+    """Epsilon histogram, worst examples, accuracies of a scored method (PNG)."""
+    eps = result.method.forget_quality.epsilons
+    plot_epsilons(eps, result.summary["num_models"], out / "epsilons.png")
+    plot_worst_examples(result.method.confs, result.ref_confs, eps, out / "worst_examples.png")
+    plot_accuracies(result.summary, out / "accuracies.png")
 
 
 def _pyplot():
@@ -63,13 +67,13 @@ def plot_worst_examples(u: np.ndarray, r: np.ndarray, eps: np.ndarray, path: Pat
     _save_figure(fig, path)
 
 
-def plot_accuracies(report: dict, path: Path) -> None:
+def plot_accuracies(summary: dict, path: Path) -> None:
     """Retain / test / forget accuracy of the method, both oracles and the references."""
     plt = _pyplot()
-    rows = {"references": report["references"],
-            "oracle: retrain": report["oracles"]["retrain"],
-            "oracle: original": report["oracles"]["original"],
-            report["method"]: report.get("accuracy", {})}
+    rows = {"references": summary["references"],
+            "oracle: retrain": summary["oracles"]["retrain"],
+            "oracle: original": summary["oracles"]["original"],
+            summary["method"]: summary.get("accuracy", {})}
     keys = ["retain", "test", "forget"]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     width = 0.8 / len(rows)
