@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from unlearnkit.scoring import forget_quality, forget_quality_dense  # noqa: E402
+from unlearnkit.metrics.competition import forget_quality, forget_quality_dense  # noqa: E402
 
 
 def random_confidences(models: int, examples: int, seed: int):

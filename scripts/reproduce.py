@@ -16,7 +16,7 @@ the simple MIA, and the competition's forget quality F and score at that N.
 
 Tables go to stdout as Markdown, progress to stderr, and every number to a JSON file
 (written atomically after each method) with the command, the machine, the code version
-and wall times. Models live in the harness cache, so an interrupted run resumes and the
+and wall times. Models live in the pipeline's cache, so an interrupted run resumes and the
 references are shared by all methods (and with ``unlearnkit local-eval``).
 
     UNLEARNKIT_DATA=/path/to/cifar10 python scripts/reproduce.py --bench cifar10-cpu --models 8
@@ -38,11 +38,12 @@ import numpy as np
 import torch
 import yaml
 
-from unlearnkit import harness, secondary
 from unlearnkit.atomic import write_json
 from unlearnkit.benchmarks import load_benchmark
-from unlearnkit.evaluation import accuracies, base_report, local_eval, prepare_references
+from unlearnkit.context import ORIGINAL, ORIGINAL_SEED
 from unlearnkit.methods import get_method, list_methods, resolve_config
+from unlearnkit.metrics import model_sets
+from unlearnkit.pipeline import Plan, load_entries, local_eval, prepare_references, score_oracles
 
 SCENARIOS = {"class": "class:airplane,bird", "sample": "random:0.1"}
 TITLES = {"class": "Class removal: forget airplane and bird (`class:airplane,bird`)",
@@ -152,10 +153,10 @@ def code_version() -> dict:
 
 def set_row(label: str, kind: str, entries, ctx, random_logits, scored: dict | None) -> dict:
     """One table row: accuracies and secondary metrics of ``entries``, F and score if any."""
-    acc = {k: float(v.mean()) for k, v in accuracies(entries, ctx).items()}
+    acc = {k: float(v.mean()) for k, v in model_sets.accuracies(entries, ctx).items()}
     row = {"label": label, "kind": kind, "n": len(entries),
            "retain_acc": acc["retain"], "test_acc": acc["test"], "forget_acc": acc["forget"],
-           **secondary.secondary_metrics(entries, ctx, random_logits),
+           **model_sets.secondary_metrics(entries, ctx, random_logits),
            "forget_quality": None, "score": None}
     if scored:
         row.update(forget_quality=scored["forget_quality"], score=scored["score"])
@@ -164,8 +165,8 @@ def set_row(label: str, kind: str, entries, ctx, random_logits, scored: dict | N
 
 def reference_rows(ctx, sets: dict, random_logits) -> list[dict]:
     """The single original model, the original oracle and the retrain oracle."""
-    oracles = base_report(ctx, sets, "oracles", {})["oracles"]
-    single = harness.load_entries([ctx.model_path(harness.ORIGINAL, harness.ORIGINAL_SEED)])
+    oracles = score_oracles(ctx, sets, "oracles", {}).summary["oracles"]
+    single = load_entries([ctx.model_path(ORIGINAL, ORIGINAL_SEED)])
     n = len(sets["refs"])
     return [
         set_row("original (the single model)", "original", single, ctx, random_logits, None),
@@ -185,15 +186,14 @@ def variant_label(method: str, overrides: dict) -> str:
 
 def method_row(bench, method: str, overrides: dict, plan, ctx, random_logits) -> dict:
     """Run (or read from the cache) the method's N runs and measure them."""
-    report = local_eval(bench, method, overrides, plan)
+    report = local_eval(bench, method, overrides, plan).summary
     label = variant_label(method, overrides)
     facts = {"method": method, "hyperparameters": report["hyperparameters"],
              "overrides": overrides, "wall_seconds": report["wall_seconds"]}
     if report.get("error"):
         return {"label": label, "kind": "method", "n": 0, "error": report["error"], **facts}
     n = bench.num_models
-    runs = harness.load_entries([ctx.run_path(method, report["hyperparameters"], s)
-                                 for s in range(n)])
+    runs = load_entries([ctx.run_path(method, report["hyperparameters"], s) for s in range(n)])
     row = set_row(label, "method", runs, ctx, random_logits,
                   {"forget_quality": report["forget_quality"], "score": report["score"]})
     row.update(seconds_per_run=report["seconds_per_run"],
@@ -219,9 +219,9 @@ def run_scenario(kind: str, args, plan, overrides: dict, methods: list[str],
                                            for c in ctx.split.forget_classes]},
               "retrain_seconds": float(sets["refs"][0].meta.get("seconds", np.nan)),
               "references_wall_seconds": time.time() - start,
-              "random_net": {"seed": secondary.RANDOM_SEED, "inputs": "standardized"},
+              "random_net": {"seed": model_sets.RANDOM_SEED, "inputs": "standardized"},
               "rows": []}
-    random_logits = secondary.random_net_logits(ctx, device=plan.device)  # [S, C], once
+    random_logits = model_sets.random_net_logits(ctx, device=plan.device)  # [S, C], once
     result["rows"] = reference_rows(ctx, sets, random_logits)
     save(result)
     variants = [(m, v) for m in methods for v in ({}, overrides.get(m)) if v is not None]
@@ -275,7 +275,7 @@ def _footnote(kind: str, res: dict) -> str:
     return (f"Split: retain {sizes['retain']}, forget {sizes['forget']}, validation "
             f"{sizes['validation']}, test {sizes['test']}. One retrain: "
             f"{res['retrain_seconds']:.0f} s. F and score at N = {res['num_models']}; MIA over "
-            f"up to {secondary.MIA_MODELS} models{non_members}; ZRF against a random "
+            f"up to {model_sets.MIA_MODELS} models{non_members}; ZRF against a random "
             f"{res['benchmark']['model']} (seed {rnd['seed']}, {rnd['inputs']} inputs).")
 
 
@@ -303,8 +303,8 @@ def main(argv=None) -> int:
     for m in requested or []:
         get_method(m)
     kinds = ["class", "sample"] if args.scenario == "both" else [args.scenario]
-    plan = harness.Plan(device=args.device, workers=args.workers, fused=args.fused,
-                        cache_dir=args.cache, data_root=args.data, progress=not args.quiet)
+    plan = Plan(device=args.device, workers=args.workers, fused=args.fused,
+                cache_dir=args.cache, data_root=args.data, progress=not args.quiet)
     results = {"command": "python scripts/reproduce.py " + shlex.join(argv),
                "bench": args.bench, "machine": machine(args.device), "code": code_version(),
                "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "scenarios": {}}

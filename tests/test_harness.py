@@ -1,4 +1,4 @@
-"""The local harness end to end, on a tiny digits benchmark, through the real CLI."""
+"""The local-eval pipeline end to end, on a tiny digits benchmark, through the real CLI."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from unlearnkit import cache as cache_mod
-from unlearnkit import harness
+from unlearnkit import context, jobs
 from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.cli import main
 from unlearnkit.methods import _REGISTRY, MethodSpec
-from unlearnkit.scoring import forget_quality
+from unlearnkit.metrics.competition import forget_quality
 from unlearnkit.train import predict_logits
 
 TINY = {
@@ -54,17 +54,17 @@ def run_cli(bench_file, tmp_path, *extra, method="finetune", out="run"):
 
 
 class Counter:
-    """Wraps harness.run_job, counting jobs by kind."""
+    """Wraps jobs.run_job, counting jobs by kind."""
 
     def __init__(self, monkeypatch):
         self.kinds: list[str] = []
-        real = harness.run_job
+        real = jobs.run_job
 
         def counted(job):
             self.kinds.append(job.kind)
             return real(job)
 
-        monkeypatch.setattr(harness, "run_job", counted)
+        monkeypatch.setattr(jobs, "run_job", counted)
 
 
 def test_end_to_end_report_matches_saved_confidences(built):
@@ -105,8 +105,19 @@ def test_smaller_n_and_another_method_reuse_the_models(bench_file, tmp_path, mon
     assert counter.kinds == ["method", "method"]
 
 
+def test_inline_jobs_reuse_the_prepared_context(bench_file, tmp_path, monkeypatch):
+    """--workers 1: the jobs run on the pipeline's context, so the data is loaded once."""
+    loads = []
+    real = context.get_source
+    monkeypatch.setattr(context, "get_source", lambda *a, **k: loads.append(a) or real(*a, **k))
+    counter = Counter(monkeypatch)
+    assert run_cli(bench_file, tmp_path, "--set", "epochs=1", method="random_label") == 0
+    assert counter.kinds == ["method"] * 3
+    assert len(loads) == 1
+
+
 def test_resume_after_interruption(bench_file, tmp_path, monkeypatch):
-    real = harness._method_run
+    real = jobs.method_run
     calls = []
 
     def interrupt_second(ctx, job, device):
@@ -115,9 +126,9 @@ def test_resume_after_interruption(bench_file, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(ctx, job, device)
 
-    monkeypatch.setattr(harness, "_method_run", interrupt_second)
+    monkeypatch.setattr(jobs, "method_run", interrupt_second)
     assert run_cli(bench_file, tmp_path, "--set", "epochs=1", method="random_label") == 130
-    monkeypatch.setattr(harness, "_method_run", real)
+    monkeypatch.setattr(jobs, "method_run", real)
     counter = Counter(monkeypatch)
     assert run_cli(bench_file, tmp_path, "--set", "epochs=1", method="random_label") == 0
     assert counter.kinds == ["method", "method"]  # only the two runs not finished before
@@ -126,16 +137,16 @@ def test_resume_after_interruption(bench_file, tmp_path, monkeypatch):
 def test_fused_plan_trains_the_original_with_its_oracle(built, tmp_path, monkeypatch):
     """--fused 2: the original (seed 0) is one of the fused original jobs, not a job alone,
     and its checkpoint is the model whose outputs are cached."""
-    jobs = []
-    real = harness.run_job
-    monkeypatch.setattr(harness, "run_job", lambda job: jobs.append(job) or real(job))
+    seen = []
+    real = jobs.run_job
+    monkeypatch.setattr(jobs, "run_job", lambda job: seen.append(job) or real(job))
     assert run_cli(built / "tiny.yaml", tmp_path, "--fused", "2", out="fused") == 0
-    originals = [job.seeds for job in jobs if job.kind == harness.ORIGINAL]
+    originals = [job.seeds for job in seen if job.kind == context.ORIGINAL]
     assert originals == [(0, 1), (2, 3)]
-    assert [job.seeds for job in jobs if job.kind == harness.RETRAIN][0] == (0,)  # timed alone
-    ctx = harness.prepare(load_benchmark(str(built / "tiny.yaml")), tmp_path / "cache")
-    cached = cache_mod.load_outputs(ctx.model_path(harness.ORIGINAL, harness.ORIGINAL_SEED))
-    net = harness.load_original(ctx, "cpu")
+    assert [job.seeds for job in seen if job.kind == context.RETRAIN][0] == (0,)  # timed alone
+    ctx = context.prepare(load_benchmark(str(built / "tiny.yaml")), tmp_path / "cache")
+    cached = cache_mod.load_outputs(ctx.model_path(context.ORIGINAL, context.ORIGINAL_SEED))
+    net = jobs.load_original(ctx, "cpu")
     np.testing.assert_allclose(predict_logits(net, ctx.parts["forget"]), cached.forget_logits,
                                rtol=1e-5, atol=1e-5)
 

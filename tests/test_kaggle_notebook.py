@@ -66,7 +66,7 @@ def test_kit_holds_what_the_notebook_imports_and_nothing_heavy(kit):
     assert {Path(n).name for n in names if "/methods/" in n and n.endswith(".py")} == methods
     yamls = {f"configs/methods/{p.name}" for p in (ROOT / "configs/methods").glob("*.yaml")}
     assert yamls <= names
-    for heavy in ("harness", "evaluation", "cli", "kaggle/notebook", "kaggle/submit",
+    for heavy in ("pipeline", "jobs", "context", "cli", "kaggle/notebook", "kaggle/submit",
                   "kaggle/mock", "kaggle/local", "kaggle/commands"):
         assert f"src/unlearnkit/{heavy}.py" not in names
 

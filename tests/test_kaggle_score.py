@@ -1,4 +1,4 @@
-"""``unlearnkit score-submission``: a zip's checkpoints scored through the harness."""
+"""``unlearnkit score-submission``: a zip's checkpoints scored through the pipeline."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_read_states_checks_the_zip(tmp_path):
 
 
 @pytest.mark.slow
-def test_score_submission_through_the_harness(tmp_path):
+def test_score_submission_through_the_pipeline(tmp_path):
     data = tmp_path / "input"
     make_mock_competition(data, "digits", epochs=0, imbalance=0.5, progress=False)
     zip_path = _zip(tmp_path, "submission", ["resnet18"] * 2)

@@ -1,4 +1,4 @@
-"""Tests of the competition metric (unlearnkit.scoring).
+"""Tests of the competition metric (unlearnkit.metrics.competition).
 
 The fast path is checked against the dense oracle (every model against every
 threshold) on random columns, and both against answers worked out by hand from
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from unlearnkit import scoring as sc
+from unlearnkit.metrics import competition as sc
 
 F32 = np.float32
 C = F32(1 - 1e-5)  # 1 - delta, as the scorer forms it on a float32 array
@@ -517,6 +517,6 @@ def test_scoring_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, unlearnkit.scoring; print('torch' in sys.modules)"
+    code = "import sys, unlearnkit.metrics.competition; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

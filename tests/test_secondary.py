@@ -1,4 +1,4 @@
-"""Secondary metrics on hand-made model outputs (no training: fast)."""
+"""Metrics of model sets (unlearnkit.metrics.model_sets) on hand-made outputs (no training: fast)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnkit import secondary
 from unlearnkit.benchmarks import Benchmark
 from unlearnkit.cache import Outputs
+from unlearnkit.context import Context
 from unlearnkit.data.base import ImageSet, SourceData
 from unlearnkit.data.splits import Split
-from unlearnkit.harness import Context
+from unlearnkit.metrics import model_sets
 
 C = 4  # classes
 FORGET_CLASSES = [0]
@@ -65,7 +65,7 @@ def test_class_accuracies_split_forgotten_and_kept(class_ctx):
     half_right = np.where(np.arange(len(y)) % 2 == 0, y, (y + 1) % C)
     entries = [entry(class_ctx, one_hot_logits(np.zeros(40, int)), one_hot_logits(p))
                for p in (wrong_on_forgotten, half_right)]
-    acc = secondary.class_accuracies(entries, class_ctx)
+    acc = model_sets.class_accuracies(entries, class_ctx)
     assert acc["forget_class_test"] == pytest.approx(0.25)  # (0 + 0.5) / 2
     assert acc["retain_class_test"] == pytest.approx(0.75)  # (1 + 0.5) / 2
 
@@ -73,12 +73,12 @@ def test_class_accuracies_split_forgotten_and_kept(class_ctx):
 def test_class_accuracies_none_for_sample_level(sample_ctx):
     y = sample_ctx.parts["test"].labels.numpy()
     e = entry(sample_ctx, one_hot_logits(np.ones(40, int)), one_hot_logits(y))
-    assert secondary.class_accuracies([e], sample_ctx) is None
+    assert model_sets.class_accuracies([e], sample_ctx) is None
 
 
 def test_mia_uses_forgotten_classes_of_test_for_class_removal(class_ctx, sample_ctx):
-    assert secondary.mia_test_mask(class_ctx).sum() == 20
-    assert secondary.mia_test_mask(sample_ctx).all()
+    assert model_sets.mia_test_mask(class_ctx).sum() == 20
+    assert model_sets.mia_test_mask(sample_ctx).all()
 
 
 def test_mia_separable_vs_indistinguishable(class_ctx):
@@ -87,39 +87,39 @@ def test_mia_separable_vs_indistinguishable(class_ctx):
     unsure = rng.normal(size=(80, C)).astype(np.float32)  # test loss ~ 1.4
     leaky = entry(class_ctx, confident, unsure)
     same = entry(class_ctx, rng.normal(size=(40, C)), rng.normal(size=(80, C)))
-    leaky_score = secondary.mia([leaky], class_ctx)
+    leaky_score = model_sets.mia([leaky], class_ctx)
     assert leaky_score > 0.9
-    assert secondary.mia([same], class_ctx) < 0.75
-    assert secondary.mia([leaky, same], class_ctx, max_models=1) == leaky_score
+    assert model_sets.mia([same], class_ctx) < 0.75
+    assert model_sets.mia([leaky, same], class_ctx, max_models=1) == leaky_score
 
 
 def test_zrf_is_one_for_the_random_net_itself_and_checks_shapes(class_ctx):
-    rand = secondary.random_net_logits(class_ctx, seed=3)  # [40, C]
+    rand = model_sets.random_net_logits(class_ctx, seed=3)  # [40, C]
     assert rand.shape == (40, C)
-    assert np.array_equal(rand, secondary.random_net_logits(class_ctx, seed=3))
-    assert not np.array_equal(rand, secondary.random_net_logits(class_ctx, seed=4))
+    assert np.array_equal(rand, model_sets.random_net_logits(class_ctx, seed=3))
+    assert not np.array_equal(rand, model_sets.random_net_logits(class_ctx, seed=4))
     same = entry(class_ctx, rand, np.zeros((80, C)))
-    assert secondary.zrf([same], rand) == {"js": pytest.approx(1.0), "official": pytest.approx(1.0)}
+    assert model_sets.zrf([same], rand) == {"js": pytest.approx(1.0), "official": pytest.approx(1.0)}
     confident = entry(class_ctx, one_hot_logits(np.zeros(40, int), 30.0), np.zeros((80, C)))
-    far = secondary.zrf([confident], rand)
+    far = model_sets.zrf([confident], rand)
     assert far["js"] < 0.8 and far["official"] < 1.0  # a confident model looks unlike it
     with pytest.raises(ValueError, match="same forget set"):
-        secondary.zrf([same], rand[:10])
+        model_sets.zrf([same], rand[:10])
 
 
 def test_bad_input_is_explained(class_ctx):
     with pytest.raises(ValueError, match="no models"):
-        secondary.mia([], class_ctx)
+        model_sets.mia([], class_ctx)
     with pytest.raises(ValueError, match="inputs must be one of"):
-        secondary.random_net_logits(class_ctx, inputs="normalised")
+        model_sets.random_net_logits(class_ctx, inputs="normalised")
 
 
 def test_secondary_metrics_has_every_number(class_ctx, sample_ctx):
     for ctx, has_classes in ((class_ctx, True), (sample_ctx, False)):
         y = ctx.parts["test"].labels.numpy()
-        rand = secondary.random_net_logits(ctx)
+        rand = model_sets.random_net_logits(ctx)
         e = entry(ctx, one_hot_logits(ctx.parts["forget"].labels.numpy()), one_hot_logits(y))
-        out = secondary.secondary_metrics([e, e], ctx, rand)
+        out = model_sets.secondary_metrics([e, e], ctx, rand)
         assert set(out) == {"zrf_js", "zrf_official", "mia", "mia_models",
                             "forget_class_test", "retain_class_test"}
         assert out["mia_models"] == 2

@@ -43,9 +43,8 @@ def add_local_eval(sub) -> None:
 
 def cmd_local_eval(args) -> int:
     from .benchmarks import load_benchmark
-    from .evaluation import local_eval
-    from .harness import Plan
     from .methods import get_method
+    from .pipeline import Plan, local_eval
     from .report import default_out_dir, terminal_table, write_report
 
     bench = load_benchmark(args.bench, scenario=args.scenario, num_models=args.models)
@@ -59,19 +58,20 @@ def cmd_local_eval(args) -> int:
                 progress=not args.quiet)
     failed = 0
     for method in methods:
-        report = local_eval(bench, method, parse_assignments(args.set), plan)
+        result = local_eval(bench, method, parse_assignments(args.set), plan)
         plan.fresh = False  # rebuild once, then share
         out = Path(args.out) / method if args.out and len(methods) > 1 else args.out
-        out = write_report(report, out or default_out_dir(bench.name, method))
-        print(f"\n{report['method']} on {bench.name}, N = {report['num_models']}:")
-        print(terminal_table(report))
-        if report.get("error"):
+        out = write_report(result, out or default_out_dir(bench.name, method))
+        s = result.summary
+        print(f"\n{s['method']} on {bench.name}, N = {s['num_models']}:")
+        print(terminal_table(s))
+        if s.get("error"):
             failed += 1
-            print(f"FAILED: {report['error']}", file=sys.stderr)
+            print(f"FAILED: {s['error']}", file=sys.stderr)
         else:
-            print(f"score / retrain oracle: {report['score_vs_retrain_oracle']:.3f}; "
-                  f"run time {100 * report['time_fraction_of_retrain']:.1f}% of a retrain"
-                  + ("  (over the 20% rule)" if report["over_time_rule"] else ""))
+            print(f"score / retrain oracle: {s['score_vs_retrain_oracle']:.3f}; "
+                  f"run time {100 * s['time_fraction_of_retrain']:.1f}% of a retrain"
+                  + ("  (over the 20% rule)" if s["over_time_rule"] else ""))
         print(f"report: {out / 'report.md'}")
     return 1 if failed else 0
 
@@ -92,7 +92,9 @@ def cmd_train_original(args) -> int:
 
     from .benchmarks import load_benchmark
     from .cache import load_outputs
-    from .harness import ORIGINAL, ORIGINAL_SEED, Plan, ensure_original, load_original, prepare
+    from .context import ORIGINAL, ORIGINAL_SEED, prepare
+    from .jobs import load_original
+    from .pipeline import Plan, ensure_original
     from .train import accuracy
 
     bench = load_benchmark(args.bench)

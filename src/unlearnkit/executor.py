@@ -1,6 +1,6 @@
 """Run independent jobs: inline, or in local worker processes.
 
-The harness describes each model's training or unlearning run as a job, a picklable
+The pipeline describes each model's training or unlearning run as a job, a picklable
 ``(function, argument)`` pair whose function writes its own result to the cache. An
 executor only has to call them; this is the seam where a distributed engine (Ray,
 Dask, a batch queue) can take the jobs across machines without the pipeline changing:

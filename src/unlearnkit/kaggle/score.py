@@ -2,7 +2,7 @@
 
 The checkpoints are read from the zip by file name (``unlearned_checkpoint_{i}.pth`` in
 any folder of it), each checked to be a ``resnet18(num_classes=10)`` state_dict, and
-handed to the harness (:func:`unlearnkit.evaluation.evaluate_states`), which retrains
+handed to the pipeline (:func:`unlearnkit.pipeline.evaluate_states`), which retrains
 the references on the folder's retain set (cached as for ``local-eval``) and scores
 them against the held-out ``test.csv``. A folder made by ``mock-competition`` carries
 its training recipe in ``mock.json``; the references are trained with that recipe,
@@ -31,7 +31,7 @@ class ZipStates(Sequence):
     """The checkpoints of a submission zip as a sequence of state_dicts, read on access.
 
     512 resnet18 checkpoints take 23 GB: they are read from the zip one at a time, when
-    the harness asks for them, never all held at once.
+    the pipeline asks for them, never all held at once.
     """
 
     def __init__(self, zip_path: Path, members: list[str]):
@@ -96,15 +96,14 @@ def folder_benchmark(data_dir: str | os.PathLike):
 def score_submission(zip_path: str | os.PathLike, data_dir: str | os.PathLike, *,
                      models: int | None = None, device: str | None = None, workers: int = 1,
                      cache_dir: str | None = None, progress: bool = True) -> dict:
-    """The harness's report for the submission's checkpoints on ``data_dir``."""
-    from unlearnkit.evaluation import evaluate_states
-    from unlearnkit.harness import Plan
+    """The report's numbers (JSON-ready) for the submission's checkpoints on ``data_dir``."""
+    from unlearnkit.pipeline import Plan, evaluate_states
 
     bench = folder_benchmark(data_dir)
     states = read_states(zip_path, models)
     plan = Plan(device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
                 workers=workers, cache_dir=cache_dir, data_root=str(data_dir), progress=progress)
-    return evaluate_states(bench, states, plan, label="submission")
+    return evaluate_states(bench, states, plan, label="submission").to_json()
 
 
 def summary_lines(report: dict) -> list[str]:

@@ -1,25 +1,15 @@
-"""Secondary metrics: accuracy, the starting kit's simple MIA, ZRF, and an epsilon plot.
+"""Secondary metrics of one model's outputs: cross-entropy losses, the simple MIA, ZRF.
 
-None of these is the competition's score (see ``unlearnkit.scoring``); they are the
-numbers papers and the starting kit report beside it. All take numpy arrays (torch CPU
-tensors work too, through ``np.asarray``).
+None of these is the competition's score (see :mod:`unlearnkit.metrics.competition`);
+they are the numbers papers and the starting kit report beside it. All take numpy arrays
+(torch CPU tensors work too, through ``np.asarray``).
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from unlearnkit.scoring import bucket_edges, max_epsilon
-
-# ---------------------------------------------------------------- accuracy and losses
-
-
-def accuracy(logits, targets) -> float:
-    """Fraction of rows whose argmax equals the target."""
-    z, y = _logits_targets(logits, targets)
-    return float(np.mean(z.argmax(axis=1) == y))
+# ---------------------------------------------------------------- losses
 
 
 def cross_entropy_losses(logits, targets) -> np.ndarray:
@@ -145,56 +135,3 @@ def _prob_pair(a, b, logits: bool):
     if out[0].shape != out[1].shape:
         raise ValueError(f"model_probs and random_probs: shapes differ, {out[0].shape} vs {out[1].shape}")
     return out[0], out[1]
-
-
-# ---------------------------------------------------------------- plot
-
-
-def plot_epsilons(epsilons, num_models: int, path, title: str | None = None):
-    """Write a PNG histogram of per-example epsilons with the score buckets marked.
-
-    Dotted lines mark the bucket edges (0, 0.5, ..., max_eps); a bucket's points are
-    written above it. The file is written to a temporary name and renamed into place.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from unlearnkit.atomic import atomic_path
-
-    eps = np.asarray(epsilons, dtype=np.float64)
-    if eps.ndim != 1 or eps.size == 0:
-        raise ValueError(f"epsilons: expected a non-empty 1-D array, got shape {eps.shape}")
-    if not np.isfinite(eps).all():
-        raise ValueError("epsilons: contains NaN or inf")
-    if int(num_models) < 2:
-        raise ValueError(f"num_models: need at least 2, got {num_models}")
-    edges = bucket_edges(num_models)
-    top = float(edges[-1]) + 1.0  # epsilons beyond are drawn in the last bin
-    zero = int((eps >= edges[-1]).sum())
-    fig, ax = plt.subplots(figsize=(7, 4))
-    try:
-        ax.hist(np.minimum(eps, top - 0.125), bins=np.arange(0, top + 0.125, 0.25),
-                color="tab:blue", alpha=0.8)
-        for k, e in enumerate(edges):
-            ax.axvline(e, color="gray", linestyle=":", linewidth=1)
-            if k < len(edges) - 1:
-                label = "1" if k == 0 else f"$2^{{-{k}}}$"
-                ax.text(e + 0.25, 1.0, label, transform=ax.get_xaxis_transform(),
-                        ha="center", va="bottom", fontsize=8, color="gray")
-        ax.axvline(edges[-1], color="tab:red", linewidth=1.5,
-                   label=f"max_eps = {max_epsilon(num_models)}: {zero} examples at or past it "
-                         "(0 points)")
-        ax.set_xlim(0, top)
-        ax.set_xlabel(f"per-example epsilon (last bin: >= {top - 0.25:g}, cap 50)")
-        ax.set_ylabel("forget examples")
-        ax.set_title(title or f"epsilons of {eps.size} forget examples, N = {num_models} models",
-                     pad=16)
-        ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return os.fspath(path)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scoring import forget_quality, max_epsilon
+from .competition import forget_quality, max_epsilon
 
 RESAMPLES = 200
 MODEL_DRAWS = 25

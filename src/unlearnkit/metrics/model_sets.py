@@ -1,31 +1,91 @@
-"""Secondary metrics of a set of models, computed from their cached outputs.
+"""Metrics of a set of models, computed from their cached outputs (``cache.Outputs``).
 
-The competition's forget quality is not what papers report; these are the numbers they
-do, for one set of models (the N runs of a method, an oracle set, the single original):
+A set is the N runs of a method, an oracle set, or the single original. Two kinds:
 
-- per-class test accuracy for class removal: test examples of the forgotten classes
-  versus those of the other classes (UNSIR's and Bad Teacher's tables);
-- the starting kit's simple MIA on cross-entropy losses, forget versus test (for class
-  removal, test examples of the forgotten classes: see :func:`mia_test_mask`);
-- ZRF against a randomly initialised network of the benchmark's architecture, in the
-  paper's JS form and in the official code's form (:mod:`unlearnkit.metrics`).
+- the competition's score of a set against the N references (:func:`score_against`),
+  with the accuracies it needs (:func:`accuracies`);
+- the secondary numbers papers report: per-class test accuracy for class removal, the
+  starting kit's simple MIA on cross-entropy losses (for class removal against test
+  examples of the forgotten classes: see :func:`mia_test_mask`), and ZRF against a
+  randomly initialised network of the benchmark's architecture, in the paper's JS form
+  and in the official code's form (:mod:`.secondary`).
 
-Every function takes ``(entries: list[cache.Outputs], ctx: harness.Context, ...)``.
+Every function takes ``(entries: list[cache.Outputs], ctx: context.Context, ...)``: the
+context gives the labels and the split, never a model.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .cache import Outputs
-from .data.base import ImageSet
-from .harness import Context
-from .metrics import cross_entropy_losses, simple_mia, zrf_js, zrf_official
-from .train import init_model, predict_logits
+from ..cache import Outputs
+from ..data.base import ImageSet
+from ..train import init_model, predict_logits
+from .competition import ForgetQuality, final_score, forget_quality, logit_scaled_confidence
+from .secondary import cross_entropy_losses, simple_mia, zrf_js, zrf_official
+
+if TYPE_CHECKING:
+    from ..context import Context
 
 MIA_MODELS = 8  # the MIA's logistic regressions are the slow part: at most this many models
 RANDOM_SEED = 12345  # seed of the random network ZRF compares with (not a reference's seed)
 RANDOM_INPUTS = ("standardized", "raw")
+
+
+# ---------------------------------------------------------------- the competition's score
+
+
+@dataclass
+class Scored:
+    """One set of N models scored against the references."""
+
+    forget_quality: ForgetQuality
+    score: float
+    retain_acc: float
+    test_acc: float
+    forget_acc: float
+    confs: np.ndarray  # [N, S] logit-scaled confidences on forget
+
+    def to_json(self) -> dict:
+        """The JSON-ready numbers of this set."""
+        return {"forget_quality": self.forget_quality.score, "score": self.score,
+                "retain_acc": self.retain_acc, "test_acc": self.test_acc,
+                "forget_acc": self.forget_acc}
+
+
+def confidences(entries: list[Outputs], forget_labels: np.ndarray) -> np.ndarray:
+    """Logit-scaled confidences of every model on every forget example: [N, S]."""
+    return np.stack([logit_scaled_confidence(e.forget_logits, forget_labels) for e in entries])
+
+
+def accuracies(entries: list[Outputs], ctx: Context) -> dict[str, np.ndarray]:
+    """Per-model retain, test and forget accuracy: each [N]."""
+    labels = {k: ctx.parts[k].labels.numpy() for k in ("retain", "test", "forget")}
+    return {
+        "retain": np.array([(e.retain_pred == labels["retain"]).mean() for e in entries]),
+        "test": np.array([(e.test_logits.argmax(1) == labels["test"]).mean() for e in entries]),
+        "forget": np.array([(e.forget_logits.argmax(1) == labels["forget"]).mean()
+                            for e in entries]),
+    }
+
+
+def score_against(unlearned: list[Outputs], refs: list[Outputs], ctx: Context,
+                  ref_confs: np.ndarray | None = None) -> Scored:
+    """The competition's score of ``unlearned`` against the references ``refs``."""
+    y = ctx.parts["forget"].labels.numpy()
+    u = confidences(unlearned, y)  # [N, S]
+    r = confidences(refs, y) if ref_confs is None else ref_confs
+    fq = forget_quality(u, r)
+    acc_u, acc_r = accuracies(unlearned, ctx), accuracies(refs, ctx)
+    score = final_score(fq, acc_u["retain"], acc_u["test"], acc_r["retain"], acc_r["test"])
+    return Scored(fq, score, float(acc_u["retain"].mean()), float(acc_u["test"].mean()),
+                  float(acc_u["forget"].mean()), u)
+
+
+# ---------------------------------------------------------------- secondary metrics
 
 
 def _check_entries(entries: list[Outputs]) -> None:

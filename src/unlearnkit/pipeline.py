@@ -1,0 +1,269 @@
+"""The local evaluation: score a method with the competition's metric, on local data.
+
+Pipeline (every model's outputs cached under ``<cache>/<benchmark key>/``,
+:mod:`unlearnkit.context`):
+
+1. split (saved) -> 2. original model trained on retain + forget (weights kept) ->
+3. N reference models retrained on retain only, one seed each -> 4. N runs of the
+method from the original, one seed each -> 5. logits of every model on forget and
+test, predictions on retain -> 6. scores (:mod:`unlearnkit.metrics.model_sets`).
+
+Two oracles are always scored against the same references: ``retrain`` (N more
+retrained models: the practical ceiling, the metric's noise floor) and ``original``
+(N models trained on retain + forget: no unlearning, the floor). References use seeds
+0..N-1 and the retrain oracle seeds N..2N-1 of the same cache folder, so a larger N
+reuses a smaller one's models and two methods on one benchmark share them all.
+
+Each model is an independent job (:mod:`unlearnkit.jobs`) run by an executor
+(:mod:`unlearnkit.executor`). :func:`local_eval` and :func:`evaluate_states` return an
+:class:`EvalResult`, which :mod:`unlearnkit.report` writes out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import cache as cache_mod
+from . import jobs
+from .benchmarks import Benchmark
+from .cache import Outputs
+from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, bench_json, prepare
+from .data.splits import Split
+from .executor import LocalExecutor
+from .metrics.model_sets import Scored, accuracies, confidences, score_against
+
+TIME_RULE = 0.2  # the competition's intent: an unlearning run costs <= 20% of a retrain
+
+
+# ---------------------------------------------------------------- plan and result
+
+
+@dataclass
+class Plan:
+    """How to run the jobs: where, how many at once, how many fused, cache and data."""
+
+    device: str = "cpu"
+    workers: int = 1
+    fused: int = 1
+    cache_dir: str | None = None
+    data_root: str | None = None
+    fresh: bool = False
+    keep_models: bool = False
+    progress: bool = True
+    executor: object = field(default=None, repr=False)
+
+    def make_executor(self):
+        return self.executor or LocalExecutor(self.workers)
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation found: the JSON-ready numbers and the scored sets behind them."""
+
+    summary: dict  # what report.json holds
+    split: Split
+    ref_confs: np.ndarray  # [N, S] the references' confidences on forget
+    oracle_retrain: Scored
+    oracle_original: Scored
+    method: Scored | None = None  # None while unscored (its runs failed)
+
+    def to_json(self) -> dict:
+        """The numbers alone (a copy), ready for ``json.dump``."""
+        return dict(self.summary)
+
+
+# ---------------------------------------------------------------- jobs
+
+
+def _job(ctx: Context, plan: Plan, kind: str, seeds, **extra) -> jobs.Job:
+    return jobs.Job(bench_json(ctx.bench), str(cache_mod.cache_root(plan.cache_dir)),
+                    plan.data_root, plan.device, kind, tuple(seeds), **extra)
+
+
+def _missing(paths_by_seed: dict[int, Path], fresh: bool) -> list[int]:
+    """Seeds whose cache entry is absent or unreadable (all of them when ``fresh``)."""
+    out = []
+    for seed, path in paths_by_seed.items():
+        if fresh:
+            path.unlink(missing_ok=True)
+        if cache_mod.load_outputs(path) is None:
+            out.append(seed)
+    return out
+
+
+def _run(plan: Plan, todo: list[jobs.Job], desc: str) -> list[str]:
+    """Run the jobs ``todo``; return the errors (as text) of those that failed."""
+    errors = []
+    for res in plan.make_executor().map(jobs.run_job, todo, desc=desc, progress=plan.progress):
+        if res.error:
+            errors.append(f"seeds {list(res.job.seeds)}: {res.error}")
+    return errors
+
+
+def ensure_original(ctx: Context, plan: Plan) -> None:
+    """Train and keep the original model (seed 0 of kind ``original``) if needed."""
+    if plan.fresh or not ctx.original_path.is_file() or \
+            cache_mod.load_outputs(ctx.model_path(ORIGINAL, ORIGINAL_SEED)) is None:
+        ctx.original_path.unlink(missing_ok=True)
+        errors = _run(plan, [_job(ctx, plan, ORIGINAL, [ORIGINAL_SEED])], "original model")
+        if errors:
+            raise RuntimeError(f"training the original model failed: {errors[0]}")
+
+
+def ensure_models(ctx: Context, plan: Plan, kind: str, seeds: list[int], desc: str) -> None:
+    """Train the models of ``kind`` whose outputs are not cached yet (fused in chunks)."""
+    todo = _missing({s: ctx.model_path(kind, s) for s in seeds}, plan.fresh)
+    if not todo:
+        return
+    k = max(1, plan.fused)
+    errors = _run(plan, [_job(ctx, plan, kind, todo[i:i + k]) for i in range(0, len(todo), k)],
+                  desc)
+    if errors:
+        raise RuntimeError(f"{desc}: {len(errors)} job(s) failed; first: {errors[0]}")
+
+
+def ensure_runs(ctx: Context, plan: Plan, method: str, cfg, seeds: list[int]) -> list[str]:
+    """Run the method (``cfg``: its resolved config) for the seeds not cached yet; return
+    the errors of failed runs."""
+    todo = _missing({s: ctx.run_path(method, cfg.to_dict(), s) for s in seeds}, plan.fresh)
+    return _run(plan, [_job(ctx, plan, jobs.METHOD, [s], method=method, config=cfg,
+                            keep_models=plan.keep_models) for s in todo], f"{method} runs")
+
+
+def load_entries(paths: list[Path]) -> list[Outputs]:
+    """Cached outputs of ``paths``; every one must exist."""
+    out = []
+    for p in paths:
+        entry = cache_mod.load_outputs(p)
+        if entry is None:
+            raise RuntimeError(f"missing cache entry {p}: the job that makes it failed")
+        out.append(entry)
+    return out
+
+
+def prepare_references(bench: Benchmark, plan: Plan) -> tuple[Context, dict]:
+    """Train whatever is missing of: the original, the references and both oracles.
+
+    Returns the context and the cached outputs of ``refs``, ``retrain`` and ``original``.
+    """
+    ctx = prepare(bench, plan.cache_dir, plan.data_root, plan.progress)
+    n = bench.num_models
+    if n < 2:
+        raise ValueError(f"num_models must be >= 2 (the metric compares N models), got {n}")
+    oracle = list(range(1, n + 1))  # the original oracle: seeds 1..N of kind original
+    if plan.fused > 1:  # the original (seed 0) trains fused with its oracle
+        ensure_models(ctx, plan, ORIGINAL, [ORIGINAL_SEED] + oracle, "original + original oracle")
+        ensure_original(ctx, dataclasses.replace(plan, fresh=False))  # alone if its file is gone
+    else:
+        ensure_original(ctx, plan)
+        ensure_models(ctx, plan, ORIGINAL, oracle, "original oracle")
+    # Reference seed 0 is trained alone: its wall time is the honest `retrain_seconds`.
+    ensure_models(ctx, dataclasses.replace(plan, fused=1, workers=1), RETRAIN, [0],
+                  "reference 0 (timed)")
+    ensure_models(ctx, plan, RETRAIN, list(range(1, 2 * n)), "references + retrain oracle")
+    paths = {
+        "refs": [ctx.model_path(RETRAIN, s) for s in range(n)],
+        "retrain": [ctx.model_path(RETRAIN, s) for s in range(n, 2 * n)],
+        "original": [ctx.model_path(ORIGINAL, s) for s in range(1, n + 1)],
+    }
+    return ctx, {k: load_entries(v) for k, v in paths.items()}
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+def local_eval(bench: Benchmark, method: str, overrides: dict | None, plan: Plan) -> EvalResult:
+    """Evaluate ``method`` on ``bench`` (``summary['error']`` set if runs failed)."""
+    from .methods import resolve_config
+
+    started = time.time()
+    cfg = resolve_config(method, {**bench.method_overrides.get(method, {}), **(overrides or {})})
+    hp = cfg.to_dict()
+    ctx, sets = prepare_references(bench, plan)
+    n = bench.num_models
+    errors = ensure_runs(ctx, plan, method, cfg, list(range(n)))
+    result = score_oracles(ctx, sets, method, hp)
+    result.summary["errors"] = errors
+    if errors:
+        result.summary["error"] = f"{len(errors)} of {n} runs failed; first: {errors[0]}"
+    else:
+        add_method(result, ctx, sets, load_entries([ctx.run_path(method, hp, s)
+                                                    for s in range(n)]))
+    result.summary["wall_seconds"] = time.time() - started
+    return result
+
+
+def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str = "submission"
+                    ) -> EvalResult:
+    """Score given state_dicts (e.g. a submission's checkpoints) as the unlearned models.
+
+    The references are the benchmark's (trained or read from the cache); N = the number
+    of states.
+    """
+    import torch
+
+    from .models import build_model, load_state
+
+    if len(states) < 2:
+        raise ValueError(f"need at least 2 checkpoints to score, got {len(states)}")
+    bench = dataclasses.replace(bench, num_models=len(states))
+    ctx, sets = prepare_references(bench, plan)
+    runs = []
+    for i, state in enumerate(states):
+        net = load_state(build_model(bench.model, ctx.source.num_classes), state,
+                         source=f"checkpoint {i}").to(plan.device)
+        runs.append(jobs.model_outputs(net, ctx, torch.device(plan.device),
+                                       {"kind": label, "seed": i, "seconds": float("nan")}))
+    result = score_oracles(ctx, sets, label, {})
+    add_method(result, ctx, sets, runs)  # submissions carry no run time: seconds is NaN
+    return result
+
+
+def _seconds(entries: list[Outputs]) -> float:
+    return float(np.mean([e.meta.get("seconds", np.nan) for e in entries]))
+
+
+def score_oracles(ctx: Context, sets: dict, label: str, hp: dict) -> EvalResult:
+    """Benchmark facts and both oracles, scored against the references (no method yet)."""
+    ref_confs = confidences(sets["refs"], ctx.parts["forget"].labels.numpy())
+    oracles = {name: score_against(sets[name], sets["refs"], ctx, ref_confs)
+               for name in ("retrain", "original")}
+    refs_acc = accuracies(sets["refs"], ctx)
+    summary = {
+        "benchmark": ctx.bench.name,
+        "benchmark_config": ctx.bench.to_dict(),
+        "method": label,
+        "hyperparameters": hp,
+        "num_models": ctx.bench.num_models,
+        "split": {"scenario": ctx.split.scenario, "kind": ctx.split.kind, **ctx.split.sizes()},
+        "retrain_seconds": _seconds(sets["refs"][:1]),
+        "references": {k: float(v.mean()) for k, v in refs_acc.items()},
+        "oracles": {k: v.to_json() for k, v in oracles.items()},
+    }
+    return EvalResult(summary, ctx.split, ref_confs, oracles["retrain"], oracles["original"])
+
+
+def add_method(result: EvalResult, ctx: Context, sets: dict, runs: list[Outputs]) -> None:
+    """Score the method's runs into ``result``: its numbers and the time rule."""
+    s = score_against(runs, sets["refs"], ctx, result.ref_confs)
+    summary = result.summary
+    refs, retrain_seconds = summary["references"], summary["retrain_seconds"]
+    per_run = _seconds(runs)
+    ceiling = result.oracle_retrain.score
+    summary.update(
+        forget_quality=s.forget_quality.score,
+        retain_acc_ratio=s.retain_acc / refs["retain"],
+        test_acc_ratio=s.test_acc / refs["test"],
+        score=s.score,
+        score_vs_retrain_oracle=s.score / ceiling if ceiling > 0 else float("nan"),
+        accuracy={"retain": s.retain_acc, "test": s.test_acc, "forget": s.forget_acc},
+        seconds_per_run=per_run,
+        time_fraction_of_retrain=per_run / retrain_seconds,
+        over_time_rule=bool(per_run > TIME_RULE * retrain_seconds),
+    )
+    result.method = s

@@ -1,0 +1,110 @@
+"""Write what a local evaluation found: report.json, report.md, plots, raw confidences.
+
+The Markdown table is what a person reads; the JSON is what a script reads; the PNG
+plots (:mod:`.plots`, every plot of the kit) show where the forget quality was lost
+(which examples, by how much). The text forms (:func:`markdown`, :func:`terminal_table`)
+take the JSON numbers (``EvalResult.summary``), so a saved report.json renders too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..atomic import atomic_path, write_json, write_text
+from .plots import write_plots
+
+if TYPE_CHECKING:
+    from ..pipeline import EvalResult
+
+
+def default_out_dir(bench: str, method: str, root: str | Path = "runs") -> Path:
+    """``runs/<date>-<bench>-<method>/``, with a counter when that folder exists."""
+    base = Path(root) / f"{dt.date.today().isoformat()}-{bench}-{method}"
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
+def write_report(result: EvalResult, out: str | Path) -> Path:
+    """Write every artefact of ``result`` into the folder ``out``; return it."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "report.json", result.to_json())
+    write_text(out / "report.md", markdown(result.summary))
+    result.split.save(out / "split.json")
+    if result.method is not None:
+        with atomic_path(out / "confidences.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, unlearned_forget=result.method.confs, retrained_forget=result.ref_confs)
+        write_plots(result, out)
+    return out
+
+
+def _fmt(x, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def table_rows(summary: dict) -> list[tuple]:
+    """(name, forget quality, score, retain acc, test acc, forget acc) per row."""
+    rows = []
+    if "score" in summary:
+        a = summary["accuracy"]
+        rows.append((summary["method"], summary["forget_quality"], summary["score"],
+                     a["retain"], a["test"], a["forget"]))
+    for name, o in summary["oracles"].items():
+        rows.append((f"oracle: {name}", o["forget_quality"], o["score"], o["retain_acc"],
+                     o["test_acc"], o["forget_acc"]))
+    ref = summary["references"]
+    rows.append(("references", None, None, ref["retain"], ref["test"], ref["forget"]))
+    return rows
+
+
+def markdown(summary: dict) -> str:
+    """A report a person reads: the table, the time rule, the settings."""
+    lines = [f"# {summary['method']} on {summary['benchmark']} (N = {summary['num_models']})", ""]
+    if summary.get("error"):
+        lines += [f"**FAILED**: {summary['error']}", ""]
+    lines += ["| models | forget quality | score | retain acc | test acc | forget acc |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table_rows(summary)]
+    lines.append("")
+    if "score" in summary:
+        flag = " **over the competition's 20% rule**" if summary["over_time_rule"] else ""
+        lines += [
+            f"- score / retrain-oracle score: {_fmt(summary['score_vs_retrain_oracle'], 3)}",
+            f"- retain and test accuracy ratios: {_fmt(summary['retain_acc_ratio'])}, "
+            f"{_fmt(summary['test_acc_ratio'])}",
+            f"- time per run: {_fmt(summary['seconds_per_run'], 2)} s = "
+            f"{_fmt(100 * summary['time_fraction_of_retrain'], 1)}% of one retrain "
+            f"({_fmt(summary['retrain_seconds'], 2)} s){flag}",
+        ]
+    split = summary["split"]
+    lines += [
+        f"- split: {split['scenario']} ({split['kind']}): retain {split['retain']}, forget "
+        f"{split['forget']}, validation {split['validation']}, test {split['test']}",
+        f"- hyperparameters: `{summary['hyperparameters']}`",
+        "",
+        "Forget quality is the competition's F (per-example epsilons over N unlearned vs N "
+        "retrained models); score = F x retain ratio x test ratio. The retrain oracle (N more "
+        "retrained models) is the practical ceiling; the original oracle (N models trained "
+        "on retain + forget) is the floor.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def terminal_table(summary: dict) -> str:
+    """The summary table for the terminal."""
+    head = ("models", "F", "score", "retain", "test", "forget")
+    rows = [head] + [tuple(_fmt(v) for v in r) for r in table_rows(summary)]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return "\n".join(fmt.format(*r) for r in rows)
