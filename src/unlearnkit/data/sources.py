@@ -51,12 +51,15 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def get_source(name: str, root: str | os.PathLike | None = None, *,
-               progress: bool | None = None, **options) -> SourceData:
+               progress: bool | None = None, imbalance: float | None = None,
+               imbalance_seed: int = 0, **options) -> SourceData:
     """Load source ``name`` (see :func:`source_names`) with its ``options``.
 
     ``root`` is handed to the source (digits ignores it); so is ``progress`` (bars while
-    decoding) when set and the source shows any. Unknown options raise a ``ValueError``
-    that lists the valid ones.
+    decoding) when set and the source shows any. ``imbalance`` (any source with groups)
+    then keeps a share ``imbalance ** c`` of class ``c``'s persons, drawn with
+    ``imbalance_seed`` (:func:`unlearnkit.data.persons.imbalanced`). Unknown options raise
+    a ``ValueError`` that lists the valid ones.
     """
     if name not in _SOURCES:
         raise ValueError(f"unknown data source {name!r}; choose one of: {', '.join(source_names())}")
@@ -65,10 +68,16 @@ def get_source(name: str, root: str | os.PathLike | None = None, *,
     valid = [p for p in inspect.signature(loader).parameters if p != "root"]
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for source {name!r}; valid: {valid}")
+        raise ValueError(f"unknown option(s) {unknown} for source {name!r}; valid: "
+                         f"{valid + ['imbalance', 'imbalance_seed']}")
     if progress is not None and "progress" in valid:
         options = {**options, "progress": progress}
-    return loader(root=root, **options)
+    data = loader(root=root, **options)
+    if imbalance is None:
+        return data
+    from .persons import imbalanced
+
+    return imbalanced(data, imbalance, imbalance_seed)
 
 
 def _mix(index: np.ndarray, view: int, salt: int) -> np.ndarray:

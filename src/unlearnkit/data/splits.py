@@ -8,6 +8,9 @@ Scenarios (text, as in configs and on the command line):
   per group (CIFAR-10's default) it is a plain random sample of images.
 - ``group:K``: forget every training image of K groups (persons) drawn at random among
   the groups present in the training part, like the competition's 15 people.
+- ``persons:F``: forget every training image of whole persons of classes 0 and 1 until
+  about a fraction F of the pool (the competition's forget set, about 2%; see
+  :mod:`unlearnkit.data.persons`).
 - ``class:C1,C2``: forget whole classes, given by index or by name. Each group must
   hold one class (true of views and of the competition's persons), else a group would
   straddle retain and forget and the split is refused.
@@ -35,8 +38,9 @@ import numpy as np
 
 from ..atomic import write_json
 from .base import ImageSet, SourceData
+from .persons import choose_persons
 
-SCENARIOS = ("random:FRACTION", "group:K", "class:C1,C2,...", "given")
+SCENARIOS = ("random:FRACTION", "group:K", "persons:FRACTION", "class:C1,C2,...", "given")
 _PARTS = ("retain", "forget", "validation", "test")
 
 
@@ -57,6 +61,12 @@ def parse_scenario(text: str) -> tuple[str, object]:
         if k < 1:
             raise ValueError(f"scenario {text!r}: the number of groups must be >= 1, e.g. group:15")
         return "group", k
+    if name == "persons" and arg:
+        frac = _number(arg, float, text)
+        if not 0.0 < frac < 0.5:
+            raise ValueError(f"scenario {text!r}: the fraction must be between 0 and 0.5, "
+                             f"e.g. persons:0.02")
+        return "persons", frac
     if name == "class" and arg:
         return "class", [c.strip() for c in arg.split(",") if c.strip()]
     raise ValueError(f"unknown scenario {text!r}; valid forms: {', '.join(SCENARIOS)}")
@@ -246,6 +256,13 @@ def _choose_forget(source: SourceData, kind: str, arg, pool: np.ndarray,
         if source.train.groups is None:
             return np.sort(rng.choice(pool, size=k, replace=False)), []
         return _whole_groups(source.train.groups.numpy(), pool, k, rng), []
+    if kind in ("group", "persons") and source.train.groups is None:
+        raise ValueError(f"source {source.name!r} has no groups; use random: or class: instead "
+                         f"(or give the source views)")
+    if kind == "persons":
+        target = max(1, int(round(arg * len(pool))))
+        labels = source.train.labels.numpy()
+        return np.sort(choose_persons(source.train.groups.numpy(), labels, pool, target, rng)), []
     if kind == "group":
         if source.train.groups is None:
             raise ValueError(f"source {source.name!r} has no groups; use random: or class: instead")

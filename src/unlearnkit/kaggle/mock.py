@@ -8,7 +8,8 @@ What makes it competition-like:
   geometrically, ``imbalance ** c`` of class ``c`` kept: class 0 the most common;
 - **forget set**: all training images of whole persons, about ``forget_fraction`` (2%) of
   training, drawn from classes 0 and 1 (the competition's forget set is "almost all of
-  classes 0 and 1");
+  classes 0 and 1"): the split's ``persons:F`` scenario (both from
+  :mod:`unlearnkit.data.persons`, shared with the ``cifar10-groups-cpu`` benchmark);
 - **validation**: a seeded 10% of the training pool drawn by image, before the forget
   persons are chosen (as :func:`unlearnkit.data.splits.make_split` does);
 - **original model**: the competition's resnet18 trained on retain + forget with the
@@ -30,78 +31,21 @@ import torch
 from unlearnkit.atomic import write_json
 from unlearnkit.data.base import SourceData
 from unlearnkit.data.competition import export_competition
+from unlearnkit.data.persons import imbalanced
 from unlearnkit.data.sources import get_source
-from unlearnkit.data.splits import Split, hold_out_validation
+from unlearnkit.data.splits import Split, make_split
 from unlearnkit.train import TrainConfig, accuracy, init_model, train
 
 MOCK_FILE = "mock.json"
-FORGET_CLASSES = (0, 1)
 SOURCES = ("digits", "cifar10")
 DEFAULT_VIEWS = {"digits": 3, "cifar10": 3}
 
 
-def group_labels(groups: np.ndarray, labels: np.ndarray) -> dict[int, int]:
-    """Each group's label (its most common one; a view keeps its base image's label)."""
-    out = {}
-    for g in np.unique(groups):
-        out[int(g)] = int(np.bincount(labels[groups == g]).argmax())
-    return out
-
-
-def imbalanced_groups(owner: dict[int, int], num_classes: int, imbalance: float,
-                      rng: np.random.Generator) -> np.ndarray:
-    """Groups kept so that class ``c`` keeps a share ``imbalance ** c`` of its groups."""
-    if not 0.0 < imbalance <= 1.0:
-        raise ValueError(f"imbalance must be in (0, 1] (1 = keep every class whole), got {imbalance}")
-    groups = np.array(sorted(owner))
-    labels = np.array([owner[g] for g in groups])
-    kept = []
-    for c in range(num_classes):
-        mine = groups[labels == c]
-        n = max(2, int(round(len(mine) * imbalance ** c))) if len(mine) else 0
-        kept.append(rng.choice(mine, size=min(n, len(mine)), replace=False))
-    return np.sort(np.concatenate(kept))
-
-
-def subsample(source: SourceData, keep_groups: np.ndarray) -> SourceData:
-    """``source`` restricted to the items of ``keep_groups`` (train and test alike)."""
-    def part(data):
-        idx = np.flatnonzero(np.isin(data.groups.numpy(), keep_groups))
-        return data.subset(idx)
-
-    return SourceData(source.name, part(source.train), part(source.test), list(source.classes))
-
-
-def choose_forget(groups: np.ndarray, labels: np.ndarray, pool: np.ndarray, target: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    """Whole persons of classes 0 and 1 from ``pool`` until about ``target`` images."""
-    owner = group_labels(groups[pool], labels[pool])
-    candidates = [g for g, c in owner.items() if c in FORGET_CLASSES]
-    if not candidates:
-        raise ValueError("no person of class 0 or 1 in the training pool; nothing to forget")
-    chosen, count = [], 0
-    sizes = {g: int((groups[pool] == g).sum()) for g in candidates}
-    for g in rng.permutation(candidates):
-        if count >= target and chosen:
-            break
-        chosen.append(int(g))
-        count += sizes[int(g)]
-    return pool[np.isin(groups[pool], chosen)]
-
-
-def mock_split(source: SourceData, forget_fraction: float, seed: int,
-               val_fraction: float = 0.1) -> Split:
+def mock_split(source: SourceData, forget_fraction: float, seed: int) -> Split:
     """Validation by image, then forget = whole persons of classes 0/1, the rest retain."""
     if not 0.0 < forget_fraction < 0.5:
         raise ValueError(f"forget_fraction must be in (0, 0.5), got {forget_fraction}")
-    rng = np.random.default_rng(seed)
-    validation, pool = hold_out_validation(len(source.train), val_fraction, rng)
-    groups, labels = source.train.groups.numpy(), source.train.labels.numpy()
-    target = max(1, int(round(forget_fraction * len(pool))))
-    forget = np.sort(choose_forget(groups, labels, pool, target, rng))
-    retain = np.setdiff1d(pool, forget)
-    return Split(f"mock:{forget_fraction}", seed, retain, forget, validation,
-                 np.arange(len(source.test))).check(source)
+    return make_split(source, f"persons:{forget_fraction}", seed)
 
 
 def load_source(source: str, root, views: int | None, train_per_class: int | None,
@@ -134,11 +78,7 @@ def make_mock_competition(out: str | os.PathLike, source: str = "digits", *, roo
         raise FileExistsError(f"{out} already exists; pass --overwrite or choose another folder")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     base = load_source(source, root, views, train_per_class, progress)
-    rng = np.random.default_rng(seed)
-    both = np.concatenate([base.train.groups.numpy(), base.test.groups.numpy()])
-    both_labels = np.concatenate([base.train.labels.numpy(), base.test.labels.numpy()])
-    data = subsample(base, imbalanced_groups(group_labels(both, both_labels),
-                                             base.num_classes, imbalance, rng))
+    data = imbalanced(base, imbalance, seed)
     split = mock_split(data, forget_fraction, seed)
     cfg = TrainConfig() if epochs is None else TrainConfig(epochs=epochs)
     train_set = data.train.subset(np.concatenate([split.retain, split.forget]))
