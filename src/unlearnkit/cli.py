@@ -45,7 +45,7 @@ def cmd_local_eval(args) -> int:
     from .benchmarks import load_benchmark
     from .methods import get_method
     from .pipeline import Plan, local_eval
-    from .report import default_out_dir, terminal_table, write_report
+    from .report import default_out_dir, terminal_table, verdict, write_report
 
     bench = load_benchmark(args.bench, scenario=args.scenario, num_models=args.models)
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
@@ -69,8 +69,8 @@ def cmd_local_eval(args) -> int:
             failed += 1
             print(f"FAILED: {s['error']}", file=sys.stderr)
         else:
-            print(f"score / retrain oracle: {s['score_vs_retrain_oracle']:.3f}; "
-                  f"run time {100 * s['time_fraction_of_retrain']:.1f}% of a retrain"
+            print("\n".join(verdict(s)))
+            print(f"run time {100 * s['time_fraction_of_retrain']:.1f}% of a retrain"
                   + ("  (over the 20% rule)" if s["over_time_rule"] else ""))
         print(f"report: {out / 'report.md'}")
     return 1 if failed else 0

@@ -35,7 +35,8 @@ from .cache import Outputs
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, bench_json, prepare
 from .data.splits import Split
 from .executor import LocalExecutor
-from .metrics.model_sets import Scored, accuracies, confidences, score_against
+from .metrics import intervals
+from .metrics.model_sets import Scored, accuracies, confidences, model_set, score_against
 
 TIME_RULE = 0.2  # the competition's intent: an unlearning run costs <= 20% of a retrain
 
@@ -189,11 +190,13 @@ def local_eval(bench: Benchmark, method: str, overrides: dict | None, plan: Plan
     errors = ensure_runs(ctx, plan, method, cfg, list(range(n)))
     result = score_oracles(ctx, sets, method, hp)
     result.summary["errors"] = errors
+    runs = None
     if errors:
         result.summary["error"] = f"{len(errors)} of {n} runs failed; first: {errors[0]}"
     else:
-        add_method(result, ctx, sets, load_entries([ctx.run_path(method, hp, s)
-                                                    for s in range(n)]))
+        runs = load_entries([ctx.run_path(method, hp, s) for s in range(n)])
+        add_method(result, ctx, sets, runs)
+    add_intervals(result, ctx, sets, runs, workers=plan.workers)
     result.summary["wall_seconds"] = time.time() - started
     return result
 
@@ -221,6 +224,7 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
                                        {"kind": label, "seed": i, "seconds": float("nan")}))
     result = score_oracles(ctx, sets, label, {})
     add_method(result, ctx, sets, runs)  # submissions carry no run time: seconds is NaN
+    add_intervals(result, ctx, sets, runs, workers=plan.workers)
     return result
 
 
@@ -267,3 +271,19 @@ def add_method(result: EvalResult, ctx: Context, sets: dict, runs: list[Outputs]
         over_time_rule=bool(per_run > TIME_RULE * retrain_seconds),
     )
     result.method = s
+
+
+def add_intervals(result: EvalResult, ctx: Context, sets: dict,
+                  runs: list[Outputs] | None, workers: int = 1) -> None:
+    """95% bootstrap intervals of the oracles' (and the method's) F and score, paired
+    (:mod:`unlearnkit.metrics.intervals`), into ``result.summary['intervals']``."""
+    if ctx.bench.num_models < intervals.MIN_MODELS:  # TODO(issue 19 merge): refused earlier
+        return
+    scored = {intervals.RETRAIN_ORACLE: (sets["retrain"], result.oracle_retrain),
+              intervals.ORIGINAL_ORACLE: (sets["original"], result.oracle_original)}
+    if runs is not None and result.method is not None:
+        scored["method"] = (runs, result.method)
+    model_sets = {k: model_set(entries, ctx, s.confs) for k, (entries, s) in scored.items()}
+    points = {k: (s.forget_quality.score, s.score) for k, (_, s) in scored.items()}
+    refs = model_set(sets["refs"], ctx, result.ref_confs)
+    result.summary["intervals"] = intervals.summarise(model_sets, refs, points, workers=workers)

@@ -25,6 +25,7 @@ from ..cache import Outputs
 from ..data.base import ImageSet
 from ..train import init_model, predict_logits
 from .competition import ForgetQuality, final_score, forget_quality, logit_scaled_confidence
+from .intervals import ModelSet
 from .secondary import cross_entropy_losses, simple_mia, zrf_js, zrf_official
 
 if TYPE_CHECKING:
@@ -70,6 +71,12 @@ def accuracies(entries: list[Outputs], ctx: Context) -> dict[str, np.ndarray]:
         "forget": np.array([(e.forget_logits.argmax(1) == labels["forget"]).mean()
                             for e in entries]),
     }
+
+
+def model_set(entries: list[Outputs], ctx: Context, confs: np.ndarray) -> ModelSet:
+    """What the bootstrap needs of a set: its confidences [N, S] and per-model accuracies."""
+    acc = accuracies(entries, ctx)
+    return ModelSet(confs, acc["retain"], acc["test"])
 
 
 def score_against(unlearned: list[Outputs], refs: list[Outputs], ctx: Context,

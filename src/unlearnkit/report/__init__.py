@@ -52,19 +52,62 @@ def _fmt(x, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+def _with_interval(value, interval: dict | None) -> str:
+    """``0.1234 [0.1000, 0.1500]``: a number and its 95% interval, when there is one."""
+    if interval is None or value is None:
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(interval['low'])}, {_fmt(interval['high'])}]"
+
+
 def table_rows(summary: dict) -> list[tuple]:
-    """(name, forget quality, score, retain acc, test acc, forget acc) per row."""
+    """(name, forget quality, score, retain acc, test acc, forget acc) per row, as text;
+    F and score carry their 95% intervals when the summary has them."""
+    iv = summary.get("intervals") or {}
     rows = []
+
+    def add(name, key, f, score, accs):
+        i = iv.get(key, {})
+        rows.append((name, _with_interval(f, i.get("forget_quality")),
+                     _with_interval(score, i.get("score")), *(_fmt(a) for a in accs)))
+
     if "score" in summary:
         a = summary["accuracy"]
-        rows.append((summary["method"], summary["forget_quality"], summary["score"],
-                     a["retain"], a["test"], a["forget"]))
+        add(summary["method"], "method", summary["forget_quality"], summary["score"],
+            (a["retain"], a["test"], a["forget"]))
     for name, o in summary["oracles"].items():
-        rows.append((f"oracle: {name}", o["forget_quality"], o["score"], o["retain_acc"],
-                     o["test_acc"], o["forget_acc"]))
+        add(f"oracle: {name}", f"oracle_{name}", o["forget_quality"], o["score"],
+            (o["retain_acc"], o["test_acc"], o["forget_acc"]))
     ref = summary["references"]
-    rows.append(("references", None, None, ref["retain"], ref["test"], ref["forget"]))
+    rows.append(("references", "-", "-", *(_fmt(ref[k]) for k in ("retain", "test", "forget"))))
     return rows
+
+
+def verdict(summary: dict) -> list[str]:
+    """The method against the oracles in words: fraction of the ceiling, and whether it
+    is distinguishable from doing nothing (the original oracle) at 95%."""
+    if "score" not in summary:
+        return []
+    ceiling = summary["oracles"]["retrain"]["score"]
+    if not ceiling > 0:
+        return ["the retrain oracle scored 0 at this N, so no fraction of it exists: "
+                "the references and the oracle are too few or too alike for the metric "
+                "(raise --models)"]
+    m = (summary.get("intervals") or {}).get("method")
+    if m is None:
+        return [f"score / retrain oracle: {_fmt(summary['score_vs_retrain_oracle'], 3)}"]
+    frac = m["fraction_of_retrain_oracle"]
+    diff = m["minus_original_oracle"]
+    lines = [f"score / retrain oracle: {_fmt(frac['value'], 3)} "
+             f"[{_fmt(frac['low'], 3)}, {_fmt(frac['high'], 3)}] (95%)"]
+    if m["distinguishable_from_original"]:
+        side = "above" if diff["value"] > 0 else "below"
+        lines.append(f"{side} the original oracle (no unlearning) by {_fmt(diff['value'])} "
+                     f"[{_fmt(diff['low'])}, {_fmt(diff['high'])}]: distinguishable at 95%")
+    else:
+        lines.append(f"not distinguishable from the original oracle (no unlearning): the "
+                     f"difference {_fmt(diff['value'])} [{_fmt(diff['low'])}, "
+                     f"{_fmt(diff['high'])}] includes 0")
+    return lines
 
 
 def markdown(summary: dict) -> str:
@@ -74,12 +117,12 @@ def markdown(summary: dict) -> str:
         lines += [f"**FAILED**: {summary['error']}", ""]
     lines += ["| models | forget quality | score | retain acc | test acc | forget acc |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table_rows(summary)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary)]
     lines.append("")
+    lines += [f"- {line}" for line in verdict(summary)]
     if "score" in summary:
         flag = " **over the competition's 20% rule**" if summary["over_time_rule"] else ""
         lines += [
-            f"- score / retrain-oracle score: {_fmt(summary['score_vs_retrain_oracle'], 3)}",
             f"- retain and test accuracy ratios: {_fmt(summary['retain_acc_ratio'])}, "
             f"{_fmt(summary['test_acc_ratio'])}",
             f"- time per run: {_fmt(summary['seconds_per_run'], 2)} s = "
@@ -95,7 +138,9 @@ def markdown(summary: dict) -> str:
         "Forget quality is the competition's F (per-example epsilons over N unlearned vs N "
         "retrained models); score = F x retain ratio x test ratio. The retrain oracle (N more "
         "retrained models) is the practical ceiling; the original oracle (N models trained "
-        "on retain + forget) is the floor.",
+        "on retain + forget) is the floor. Brackets: 95% intervals from a paired bootstrap "
+        "over the forget examples, the N models and the N references "
+        "(unlearnkit.metrics.intervals).",
         "",
     ]
     return "\n".join(lines)
@@ -104,7 +149,7 @@ def markdown(summary: dict) -> str:
 def terminal_table(summary: dict) -> str:
     """The summary table for the terminal."""
     head = ("models", "F", "score", "retain", "test", "forget")
-    rows = [head] + [tuple(_fmt(v) for v in r) for r in table_rows(summary)]
+    rows = [head] + table_rows(summary)
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return "\n".join(fmt.format(*r) for r in rows)
