@@ -35,7 +35,7 @@ class Benchmark:
     split_seed: int = 0
     """Seed of the split (which examples are forgotten)."""
     model: str = "small_cnn"
-    """Network: small_cnn (CPU) | resnet18 (the competition's)."""
+    """Network: small_cnn (CPU) | resnet18 (the competition's) | timm:<name> (any timm model)."""
     num_models: int = 16
     """N: unlearned and retrained models compared per example (competition: 512)."""
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -34,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data.base import ImageSet
-from .models import build_model
+from .models import TIMM_PREFIX, build_model, model_names
 from .stacked_layers import StackedConv2d, build_wide, split_outputs, unstack_state
 from .train import TrainConfig, class_weights, init_model
 
@@ -393,6 +393,10 @@ def train_many(model_name: str, data: ImageSet, seeds: list[int], cfg: TrainConf
     """
     cfg = cfg or TrainConfig()
     seeds = _check_args(data, seeds, chunk, lanes)
+    if model_name.startswith(TIMM_PREFIX):
+        raise ValueError(f"the fused trainer stacks only the kit's own architectures "
+                         f"({', '.join(model_names())}), not {model_name!r}: train it one "
+                         f"model at a time (--fused 1)")
     device = torch.device(device)
     chunk = chunk or default_chunk(model_name, device)
     lanes = lanes or default_lanes(device)

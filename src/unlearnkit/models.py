@@ -71,16 +71,44 @@ def small_cnn(num_classes: int = NUM_CLASSES) -> nn.Module:
     return SmallCNN(num_classes)
 
 
+TIMM_PREFIX = "timm:"
+"""``timm:<name>`` builds ``timm.create_model(name, num_classes=K, pretrained=False)``."""
+
+
 def model_names() -> list[str]:
-    """Names accepted by :func:`build_model`."""
+    """Names accepted by :func:`build_model` (plus any ``timm:<name>``)."""
     return sorted(_BUILDERS)
 
 
 def build_model(name: str, num_classes: int = NUM_CLASSES) -> nn.Module:
     """A freshly initialised network (seed it with ``torch.manual_seed`` first)."""
+    if name.startswith(TIMM_PREFIX):
+        return timm_model(name[len(TIMM_PREFIX):], num_classes)
     if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}")
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(model_names())} "
+                         f"or timm:<name> for any timm architecture")
     return _BUILDERS[name](num_classes)
+
+
+def timm_model(arch: str, num_classes: int = NUM_CLASSES) -> nn.Module:
+    """A timm architecture, randomly initialised (no weights are downloaded).
+
+    It takes the kit's raw 0-255 images as they are; methods that need a linear head
+    at ``net.fc`` (e.g. linear filtration) work with timm models that have one (resnets).
+    """
+    try:
+        import timm
+    except ImportError:
+        raise ValueError(f"model 'timm:{arch}' needs timm: pip install timm") from None
+    names = timm.list_models()
+    if arch not in names:
+        import difflib
+
+        close = difflib.get_close_matches(arch, names, n=5, cutoff=0.6)
+        hint = f"; close names: {', '.join(close)}" if close else ""
+        raise ValueError(f"unknown timm model {arch!r}{hint} (timm.list_models() lists "
+                         f"{len(names)} names)")
+    return timm.create_model(arch, num_classes=num_classes, pretrained=False)
 
 
 def load_state(net: nn.Module, state: dict, *, source: str = "checkpoint") -> nn.Module:
