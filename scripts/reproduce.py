@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
+from unlearnkit.assignments import parse_method_assignments
 from unlearnkit.atomic import write_json
 from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.context import ORIGINAL, ORIGINAL_SEED
@@ -91,17 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def parse_overrides(pairs: list[str]) -> dict[str, dict]:
     """``["unsir.impair_lr=1e-3"]`` -> ``{"unsir": {"impair_lr": 0.001}}``, names checked."""
-    out: dict[str, dict] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        method, dot, name = key.strip().partition(".")
-        if not sep or not dot or not method or not name:
-            raise ValueError(f"--set expects METHOD.KEY=VALUE (e.g. unsir.impair_lr=1e-3), "
-                             f"got {pair!r}")
-        get_method(method)  # an unknown method fails here, listing the valid ones
-        out.setdefault(method, {})[name] = yaml.safe_load(text)
+    out = parse_method_assignments(pairs)
     for method, values in out.items():
-        resolve_config(method, values)  # unknown or ill-typed keys fail now
+        resolve_config(method, values)  # unknown methods or keys, ill-typed values fail now
     return out
 
 

@@ -76,6 +76,54 @@ def cmd_local_eval(args) -> int:
     return 1 if failed else 0
 
 
+def add_leaderboard(sub) -> None:
+    p = sub.add_parser("leaderboard", help="rank every method that serves a benchmark, "
+                       "with intervals, against one set of references",
+                       description="Run (or read from the cache) every registered method that "
+                       "serves the benchmark's scenario at one N, score all of them and both "
+                       "oracles against the same references with 95%% intervals, and write "
+                       "runs/leaderboard-<bench>/ (leaderboard.md, .json, .png).")
+    p.add_argument("--bench", default="digits", help="benchmark name or YAML (default: digits)")
+    p.add_argument("--methods", default="all",
+                   help="'all' (every method serving the scenario) or names separated by commas")
+    p.add_argument("--models", type=int, help="N models per side (override)")
+    p.add_argument("--workers", type=int, default=1, help="jobs run at once (processes)")
+    p.add_argument("--fused", type=int, default=None,
+                   help="models trained together per job (default: 1 on CPU, 32 on CUDA)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    p.add_argument("--data", help="data root (else $UNLEARNKIT_DATA); the folder for `competition`")
+    p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
+    p.add_argument("--out", help="output folder (default runs/leaderboard-<bench>/)")
+    p.add_argument("--set", action="append", metavar="METHOD.KEY=VALUE",
+                   help="a method's hyperparameter override (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_leaderboard)
+
+
+def cmd_leaderboard(args) -> int:
+    import shlex
+
+    from .assignments import parse_method_assignments
+    from .benchmarks import load_benchmark
+    from .leaderboard import run_leaderboard
+    from .pipeline import Plan
+    from .report.leaderboard import markdown, write_leaderboard
+
+    bench = load_benchmark(args.bench, num_models=args.models)
+    names = None if args.methods.strip() == "all" else \
+        [m.strip() for m in args.methods.split(",") if m.strip()]
+    device = args.device or _default_device()
+    plan = Plan(device=device, workers=args.workers,
+                fused=args.fused or (32 if device == "cuda" else 1), cache_dir=args.cache,
+                data_root=args.data, progress=not args.quiet)
+    lb = run_leaderboard(bench, plan, names, parse_method_assignments(args.set))
+    command = "unlearnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    out = write_leaderboard(lb, args.out or Path("runs") / f"leaderboard-{bench.name}", command)
+    print(markdown(lb))
+    print(f"leaderboard: {out / 'leaderboard.md'}")
+    return 1 if any(r.get("error") for r in lb["rows"]) else 0
+
+
 def add_train_original(sub) -> None:
     p = sub.add_parser("train-original", help="train and save a benchmark's original model")
     p.add_argument("--bench", default="digits")
@@ -165,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(NeurIPS 2023 Machine Unlearning, Kaggle).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_local_eval(sub)
+    add_leaderboard(sub)
     add_train_original(sub)
     add_list(sub)
     kaggle_commands.register(sub)

@@ -1,0 +1,74 @@
+"""The leaderboard through the real CLI, on a tiny digits benchmark."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+from unlearnkit.cli import main
+from unlearnkit.methods import _REGISTRY, MethodConfig, register_method
+
+TINY = {
+    "source": "digits", "source_options": {"views": 1}, "scenario": "random:0.1",
+    "model": "small_cnn", "num_models": 4, "train": {"epochs": 1, "lr": 1e-3},
+}
+
+
+@dataclass
+class CrashConfig(MethodConfig):
+    pass
+
+
+@pytest.fixture()
+def crashing_method():
+    """A registered method that always raises: its row must fail, the others go on."""
+    def crash(net, retain_loader, forget_loader, val_loader, *, seed, cfg):
+        raise RuntimeError("boom on purpose")
+
+    register_method("_test_crash", config=CrashConfig, summary="test only")(crash)
+    yield "_test_crash"
+    _REGISTRY.pop("_test_crash", None)
+
+
+def _run(tmp_path, *extra):
+    bench = tmp_path / "tiny.yaml"
+    bench.write_text(yaml.safe_dump(TINY))
+    return main(["leaderboard", "--bench", str(bench), "--quiet", "--cache",
+                 str(tmp_path / "cache"), "--out", str(tmp_path / "lb"), *extra])
+
+
+def test_leaderboard_ranks_methods_beside_the_oracles_and_keeps_a_failed_row(
+        tmp_path, crashing_method):
+    code = _run(tmp_path, "--methods", f"finetune,random_label,{crashing_method}",
+                "--set", "random_label.max_steps=3", "--set", "finetune.epochs=1")
+    assert code == 1  # a failed row makes the command fail, after writing everything
+    lb = json.loads((tmp_path / "lb" / "leaderboard.json").read_text())
+    names = [r["name"] for r in lb["rows"]]
+    assert set(names) == {"oracle_retrain", "oracle_original", "finetune", "random_label",
+                          crashing_method}
+    scored = [r for r in lb["rows"] if not r["error"]]
+    assert [r["score"]["value"] for r in scored] == sorted(
+        (r["score"]["value"] for r in scored), reverse=True)
+    for r in scored:
+        assert r["score"]["low"] <= r["score"]["value"] <= r["score"]["high"]
+    failed = next(r for r in lb["rows"] if r["name"] == crashing_method)
+    assert "boom on purpose" in failed["error"]
+    assert next(r for r in lb["rows"] if r["name"] == "random_label")["settings"] == \
+        {"max_steps": 3}
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert "FAILED" in md and "oracle gap" in md
+    assert (tmp_path / "lb" / "leaderboard.png").stat().st_size > 0
+
+
+def test_a_method_that_does_not_serve_the_scenario_fails_before_any_training(tmp_path, capsys):
+    assert _run(tmp_path, "--methods", "linear_filtration") == 2
+    assert "does not serve" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_overrides_for_a_method_not_on_the_board_are_refused(tmp_path, capsys):
+    assert _run(tmp_path, "--methods", "finetune", "--set", "unsir.noise_steps=3") == 2
+    assert "not on this leaderboard" in capsys.readouterr().err
