@@ -6,7 +6,8 @@ forget example's logits towards an equal dot product with every retain example o
 contrast batch (the contrastive loss below), and a *retain round*, one pass of
 cross-entropy over the retain set. Three SGD optimisers share the parameters, each with
 its own momentum; the net stays in training mode throughout. Runs differ by the shuffle
-orders, and the forget round sees only the first batches of a fresh contrast shuffle.
+orders and by the retain images each forget round contrasts with (a fresh random draw
+per epoch, as the published zip with a reshuffled retain loader gives).
 """
 
 from __future__ import annotations
