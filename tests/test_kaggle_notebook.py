@@ -18,7 +18,7 @@ ROOT = nbk.repo_root()
 
 # Third-party packages the inlined kit may import: all preinstalled on Kaggle's image.
 KAGGLE_PACKAGES = {"torch", "torchvision", "numpy", "pandas", "PIL", "tqdm", "yaml", "scipy",
-                   "sklearn"}
+                   "sklearn", "timm"}  # timm: imported only for a timm:<name> model
 
 # Names that exist only in torch/torchvision newer than 2.4 / 0.19 (Kaggle's image may be
 # that old). A smoke alarm, not a proof: it catches the usual suspects, not every new API.

@@ -356,17 +356,15 @@ def test_a_registered_method_is_run_with_its_hyperparameters():
         registry._REGISTRY.pop("_test_scale", None)
 
 
-@pytest.mark.parametrize(("name", "overrides"), [
-    ("linear_filtration", {}),
-    ("finetune", {"max_steps": 1}),
-])
-def test_resnet18_checkpoint_stays_loadable(name, overrides):
-    """The competition's network keeps its architecture and 10 outputs."""
+@pytest.mark.parametrize("name", [m for m in list_methods() if "class" in get_method(m).scenarios])
+def test_resnet18_checkpoint_stays_loadable(name):
+    """The competition's network keeps its architecture and 10 outputs (every method,
+    with its quick settings, on a class-removal toy set)."""
     torch.manual_seed(0)
     net = build_model("resnet18", num_classes=10)
     retain, forget = _tiny_loaders()
     run_method(name, net, retain, forget, None, seed=0, scenario_kind="class",
-               cfg=resolve_config(name, overrides))
+               cfg=get_method(name).config.quick())
     assert not net.training
     fresh = load_state(build_model("resnet18", num_classes=10), net.state_dict())
     with torch.no_grad():
@@ -388,7 +386,7 @@ class _KaggleLikeSet(torch.utils.data.Dataset):
                 "age_group": self.labels[i], "age": 30, "person_id": 7}
 
 
-@pytest.mark.parametrize("name", ["bad_teacher", "neggrad_plus", "random_label", "unsir"])
+@pytest.mark.parametrize("name", [m for m in list_methods() if "sample" in get_method(m).scenarios])
 def test_torch_dataloader_of_dicts(name):
     """A torch DataLoader of dict items (the Kaggle notebook's loaders) works as it is."""
     from torch.utils.data import DataLoader
@@ -397,8 +395,7 @@ def test_torch_dataloader_of_dicts(name):
     net = build_model("small_cnn")
     retain = DataLoader(_KaggleLikeSet([i % 10 for i in range(40)]), batch_size=16, shuffle=True)
     forget = DataLoader(_KaggleLikeSet([0, 1, 0, 1]), batch_size=16, shuffle=True)
-    quick = {"unsir": {"noise_steps": 2, "noise_images": 4}}.get(name, {"epochs": 1})
-    run_method(name, net, retain, forget, None, seed=0, cfg=resolve_config(name, quick))
+    run_method(name, net, retain, forget, None, seed=0, cfg=get_method(name).config.quick())
     assert not net.training
 
 

@@ -155,7 +155,7 @@ def test_bad_scenarios_raise(text):
 
 
 def test_unknown_scenario_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"random:FRACTION, group:K, class:C1,C2,\.\.\., given"):
+    with pytest.raises(ValueError, match=r"random:FRACTION, group:K, persons:FRACTION, class:C1,C2,\.\.\., given"):
         parse_scenario("forget-everything")
 
 
@@ -218,3 +218,22 @@ def test_load_rejects_other_json(tmp_path):
     (tmp_path / "x.json").write_text('{"scenario": "random:0.1"}')
     with pytest.raises(ValueError, match="not a saved split"):
         Split.load(tmp_path / "x.json")
+
+
+def test_persons_scenario_forgets_whole_persons_of_classes_0_and_1():
+    """The competition's forget set on an imbalanced source: whole persons, classes 0/1, ~2%."""
+    from unlearnkit.data.sources import get_source
+
+    src = get_source("digits", views=3, imbalance=0.7)
+    counts = np.bincount(src.train.labels.numpy(), minlength=10)
+    assert all(counts[c] > counts[c + 1] for c in range(0, 9, 3)), counts  # falls off
+    split = make_split(src, "persons:0.02", seed=0)
+    groups, labels = src.train.groups.numpy(), src.train.labels.numpy()
+    forget_persons = set(groups[split.forget])
+    assert set(labels[split.forget]) <= {0, 1}
+    assert not forget_persons & set(groups[split.retain]), "a person straddles retain and forget"
+    pool = len(split.retain) + len(split.forget)
+    assert 0.01 < len(split.forget) / pool < 0.04
+    assert split.kind == "sample"
+    with pytest.raises(ValueError, match="between 0 and 0.5"):
+        parse_scenario("persons:0.7")
