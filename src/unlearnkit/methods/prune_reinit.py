@@ -165,15 +165,16 @@ def fp16_roundtrip_(net: nn.Module) -> None:
     config=PruneReinitConfig,
     scenarios=("sample", "class"),
     summary="prune 99% of weights by magnitude, re-init, fine-tune with an entropy term, "
-            "fp16 round trip (Oleszko, Kaggle #5)",
+            "fp16 round trip (Oleszko, Kaggle #5); no forget set",
+    needs_forget=False,
 )
 def prune_reinit(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: int,
                  cfg: PruneReinitConfig) -> nn.Module:
     """Unlearn by pruning and re-initialising almost every weight, then re-learning the
     retain set under an entropy-matching term against the original (in place).
 
-    The forget set is not used (the registry still requires one, as for every method
-    that unlearns a given set).
+    Uses no forget data (nor the validation loader): only the retain set and the
+    original's outputs on it.
     """
     device = net_device(net)
     gen = generator(seed)

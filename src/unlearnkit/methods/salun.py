@@ -52,10 +52,10 @@ class SalUnConfig(MethodConfig):
     """Epochs, each a random-label pass over forget then a pass over retain (official
     README: 10)."""
     momentum: float = param(0.9, min=0, max=1, max_open=True)
-    """SGD momentum (official arg_parser default: 0.9)."""
+    """SGD momentum (official arg_parser.py default: 0.9)."""
     weight_decay: float = param(5e-4, min=0)
     """SGD weight decay, which the restore step keeps off masked-out entries (official
-    arg_parser default: 5e-4)."""
+    arg_parser.py default: 5e-4)."""
 
 
 def saliency_mask(net: nn.Module, forget_loader, device: torch.device,
