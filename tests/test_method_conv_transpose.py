@@ -6,20 +6,13 @@ import copy
 
 import pytest
 import torch
+from method_fixtures import one_thread  # noqa: F401
 from torch import nn
 
 from unlearnkit.methods import get_method, resolve_config, run_method
 from unlearnkit.methods._common import named_convs
 from unlearnkit.methods.conv_transpose import ConvTransposeConfig, transpose_kernels
 from unlearnkit.models import build_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_transpose_swaps_the_spatial_axes_of_every_kernel():

@@ -8,6 +8,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from method_fixtures import one_thread  # noqa: F401
 from torch import nn
 
 from unlearnkit.methods import get_method, resolve_config, run_method
@@ -20,14 +21,6 @@ from unlearnkit.methods.perturb_finetune import (
     class_weights,
 )
 from unlearnkit.models import build_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _retain(n: int = 32):

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from method_fixtures import dict_batches, one_thread  # noqa: F401
 from torch import nn
 
 from unlearnkit.methods import resolve_config, run_method
@@ -21,21 +22,6 @@ from unlearnkit.methods.prune_reinit import (
     reinit_bound,
 )
 from unlearnkit.models import build_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _batches(labels, seed=0, size=8):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.tensor(labels)
-    return [{"image": torch.rand(len(labels[i:i + size]), 3, 32, 32, generator=g) * 255,
-             "age_group": labels[i:i + size]} for i in range(0, len(labels), size)]
 
 
 class _Mixed(nn.Module):
@@ -150,7 +136,7 @@ def test_fp16_roundtrip_rounds_and_keeps_out_of_range_values():
 
 
 def test_the_fp16_switch_rounds_the_trained_net_and_nothing_else():
-    retain, forget = _batches([i % 10 for i in range(40)]), _batches([0, 1, 2, 3])
+    retain, forget = dict_batches([i % 10 for i in range(40)]), dict_batches([0, 1, 2, 3])
     torch.manual_seed(0)
     start = build_model("small_cnn").state_dict()
     outs = {}
@@ -185,6 +171,6 @@ def test_a_model_without_conv_or_linear_is_refused():
 
     net = Bare()
     with pytest.raises(ValueError, match="Conv2d and Linear.*Bare has none"):
-        run_method("prune_reinit", net, _batches([0, 1] * 4), _batches([0, 1]), None, seed=0,
+        run_method("prune_reinit", net, dict_batches([0, 1] * 4), dict_batches([0, 1]), None, seed=0,
                    cfg=resolve_config("prune_reinit"))
     assert net.scale.item() == 1.0

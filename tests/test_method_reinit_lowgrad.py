@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from method_fixtures import one_thread  # noqa: F401
 from torch import nn
 
 from unlearnkit.methods import resolve_config, run_method
@@ -18,14 +19,6 @@ from unlearnkit.methods.reinit_lowgrad import (
     warmup_decay,
 )
 from unlearnkit.models import build_model, load_state
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _loaders(n_retain: int = 40, n_forget: int = 8, seed: int = 0):

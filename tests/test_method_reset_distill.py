@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from method_fixtures import CountingLoader, dict_batches, one_thread  # noqa: F401
 from torch import nn
 
 from unlearnkit.methods import resolve_config, run_method
@@ -21,37 +22,7 @@ from unlearnkit.methods.reset_distill import (
 )
 from unlearnkit.models import build_model
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _batches(labels, seed=0, size=8):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.tensor(labels)
-    return [{"image": torch.rand(len(labels[i:i + size]), 3, 32, 32, generator=g) * 255,
-             "age_group": labels[i:i + size]} for i in range(0, len(labels), size)]
-
-
-class _Counting:
-    """A list of batches that counts how often it is iterated."""
-
-    def __init__(self, batches):
-        self.batches, self.passes = batches, 0
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __iter__(self):
-        self.passes += 1
-        return iter(self.batches)
-
-
-RETAIN = _batches([i % 10 for i in range(40)])
+RETAIN = dict_batches([i % 10 for i in range(40)])
 NO_TRAINING = {"warmup_epochs": 0, "epochs": 0}
 
 
@@ -132,7 +103,7 @@ def test_kl_and_soft_cross_entropy_formulas():
 
 
 def test_class_batches_keep_only_the_chosen_labels_at_the_loader_batch_size():
-    loader = _batches([i % 10 for i in range(200)], size=16)
+    loader = dict_batches([i % 10 for i in range(200)], size=16)
     gen = torch.Generator().manual_seed(0)
     got = list(class_batches(loader, None, gen, [0, 1]))
     labels = torch.cat([y for _, y in got])
@@ -144,10 +115,10 @@ def test_class_batches_keep_only_the_chosen_labels_at_the_loader_batch_size():
 
 def test_warmup_runs_on_validation_or_falls_back_to_retain():
     cfg = resolve_config("reset_distill", {"warmup_epochs": 2, "epochs": 1})
-    retain, val = _Counting(RETAIN), _Counting(_batches([i % 10 for i in range(24)], seed=1))
+    retain, val = CountingLoader(RETAIN), CountingLoader(dict_batches([i % 10 for i in range(24)], seed=1))
     run_method("reset_distill", build_model("small_cnn"), retain, [], val, seed=0, cfg=cfg)
     assert (val.passes, retain.passes) == (2, 1)
-    retain = _Counting(RETAIN)
+    retain = CountingLoader(RETAIN)
     run_method("reset_distill", build_model("small_cnn"), retain, [], None, seed=0, cfg=cfg)
     assert retain.passes == 3
 
@@ -160,7 +131,7 @@ def test_warmup_classes_are_checked():
     assert cfg.warmup_classes == [0, 1]
     net = build_model("small_cnn")
     before = copy.deepcopy(net.state_dict())
-    no_zero_one = _batches([5, 6, 7] * 4)
+    no_zero_one = dict_batches([5, 6, 7] * 4)
     with pytest.raises(ValueError, match=r"validation data holds no images of warmup_classes"):
         run_method("reset_distill", net, RETAIN, [], no_zero_one, seed=0, cfg=cfg)
     with pytest.raises(ValueError, match=r"retain \(no validation loader\)"):

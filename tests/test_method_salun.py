@@ -8,25 +8,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from method_fixtures import dict_batches, one_thread  # noqa: F401
 
 from unlearnkit.methods import get_method, resolve_config, run_method
 from unlearnkit.methods.salun import _MaskedSGD, saliency_mask, top_fraction_masks
 from unlearnkit.models import build_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _batches(labels, seed=0, size=8):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.tensor(labels)
-    return [{"image": torch.rand(len(labels[i:i + size]), 3, 32, 32, generator=g) * 255,
-             "age_group": labels[i:i + size]} for i in range(0, len(labels), size)]
 
 
 def _trained_bn_net():
@@ -34,7 +20,7 @@ def _trained_bn_net():
     torch.manual_seed(0)
     net = build_model("small_cnn")
     with torch.no_grad():
-        net.train()(torch.cat([b["image"] for b in _batches(list(range(10)) * 4, seed=9)]))
+        net.train()(torch.cat([b["image"] for b in dict_batches(list(range(10)) * 4, seed=9)]))
     return net.eval()
 
 
@@ -55,7 +41,7 @@ def test_top_fraction_masks_pick_the_largest_scores_globally():
 @pytest.mark.parametrize("gamma", [0.1, 0.5, 1.0])
 def test_saliency_mask_is_top_gamma_of_the_abs_summed_forget_gradient(gamma):
     net = _trained_bn_net()
-    forget = _batches([0, 1, 2, 3, 4] * 4, seed=2)  # 20 examples: batches of 8, 8, 4
+    forget = dict_batches([0, 1, 2, 3, 4] * 4, seed=2)  # 20 examples: batches of 8, 8, 4
     before = copy.deepcopy(net.state_dict())
     masks = saliency_mask(net, forget, torch.device("cpu"), gamma)
     assert not net.training and all(p.grad is None for p in net.parameters())
@@ -92,7 +78,7 @@ def test_masked_sgd_never_moves_masked_out_entries():
     masks = [torch.rand(p.shape) < 0.5 for p in net.parameters()]
     start = [p.detach().clone() for p in net.parameters()]
     opt = _MaskedSGD(net, masks, lr=0.1, momentum=0.9, weight_decay=0.1)
-    for b in _batches([i % 10 for i in range(32)]):
+    for b in dict_batches([i % 10 for i in range(32)]):
         opt.step(F.cross_entropy(net(b["image"]), b["age_group"]))
     moved = 0
     for p, m, s in zip(net.parameters(), masks, start):
@@ -105,8 +91,8 @@ def test_masked_sgd_never_moves_masked_out_entries():
 
 def test_a_run_trains_only_the_salient_half():
     net = _trained_bn_net()
-    retain = _batches([i % 10 for i in range(32)])
-    forget = _batches([3, 3, 7, 7], seed=4)
+    retain = dict_batches([i % 10 for i in range(32)])
+    forget = dict_batches([3, 3, 7, 7], seed=4)
     masks = saliency_mask(net, forget, torch.device("cpu"), 0.5)
     start = [p.detach().clone() for p in net.parameters()]
     run_method("salun", net, retain, forget, None, seed=0,

@@ -6,39 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from method_fixtures import CountingLoader, dict_batches, one_thread  # noqa: F401
 
 from unlearnkit.methods import get_method, resolve_config, run_method
 from unlearnkit.methods.scrub import distill_kl, min_step_loss
 from unlearnkit.models import build_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _batches(labels, seed=0, size=8):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.tensor(labels)
-    return [{"image": torch.rand(len(labels[i:i + size]), 3, 32, 32, generator=g) * 255,
-             "age_group": labels[i:i + size]} for i in range(0, len(labels), size)]
-
-
-class _Counting:
-    """A list of batches that counts how often it is iterated."""
-
-    def __init__(self, batches):
-        self.batches, self.passes = batches, 0
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __iter__(self):
-        self.passes += 1
-        return iter(self.batches)
 
 
 def test_defaults_are_the_official_cifar10_settings():
@@ -63,8 +35,8 @@ def test_distill_kl_is_t_squared_kl_per_example():
 
 @pytest.mark.parametrize(("epochs", "max_epochs"), [(3, 2), (2, 0), (2, 5)])
 def test_max_passes_over_forget_in_the_first_epochs_min_passes_every_epoch(epochs, max_epochs):
-    retain = _Counting(_batches([i % 10 for i in range(24)]))
-    forget = _Counting(_batches([0, 1, 2, 3]))
+    retain = CountingLoader(dict_batches([i % 10 for i in range(24)]))
+    forget = CountingLoader(dict_batches([0, 1, 2, 3]))
     cfg = resolve_config("scrub", {"epochs": epochs, "max_epochs": max_epochs})
     run_method("scrub", build_model("small_cnn"), retain, forget, None, seed=0, cfg=cfg)
     assert retain.passes == epochs
@@ -77,7 +49,7 @@ def test_max_steps_push_the_forget_outputs_away_from_the_original():
     instead would keep the gap near 0 (about 1e-4 here)."""
     torch.manual_seed(0)
     net = build_model("small_cnn")
-    forget = _batches([0, 1, 2, 3] * 4, seed=3)
+    forget = dict_batches([0, 1, 2, 3] * 4, seed=3)
     x = torch.cat([b["image"] for b in forget])
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     with torch.no_grad():  # BN statistics of this data, then frozen: no drift from BN
@@ -91,7 +63,7 @@ def test_max_steps_push_the_forget_outputs_away_from_the_original():
     original.eval()
     cfg = resolve_config("scrub", {"epochs": 10, "max_epochs": 10, "gamma": 0.0, "alpha": 0.0,
                                    "lr": 0.03, "weight_decay": 0.0})
-    run_method("scrub", net, _batches([5, 6] * 4), forget, None, seed=0, cfg=cfg)
+    run_method("scrub", net, dict_batches([5, 6] * 4), forget, None, seed=0, cfg=cfg)
     with torch.no_grad():
         gap = distill_kl(net(x), original(x), 4.0).item()
     assert gap > 0.05, gap

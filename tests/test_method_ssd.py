@@ -5,29 +5,14 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 import torch.nn.functional as F
+from method_fixtures import dict_batches, one_thread  # noqa: F401
 from torch import nn
 
 from unlearnkit.methods import get_method, resolve_config, run_method
 from unlearnkit.methods.ssd import dampen_, full_data_batches, importances
 from unlearnkit.models import build_model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _batches(labels, seed=0, size=8):
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.tensor(labels)
-    return [{"image": torch.rand(len(labels[i:i + size]), 3, 32, 32, generator=g) * 255,
-             "age_group": labels[i:i + size]} for i in range(0, len(labels), size)]
 
 
 def test_defaults_are_the_published_resnet18_values():
@@ -76,7 +61,7 @@ def test_importance_is_the_mean_over_batches_of_squared_batch_gradients():
 
 
 def test_full_data_batches_hold_all_forget_and_the_drawn_retain_share():
-    retain = _batches([i % 10 for i in range(160)], size=16)
+    retain = dict_batches([i % 10 for i in range(160)], size=16)
     fx = torch.full((10, 3, 32, 32), -1.0)  # recognisable: no retain image is negative
     fy = torch.arange(10)
     plain = list(full_data_batches(retain, fx, fy, None, None))
@@ -93,8 +78,8 @@ def test_full_data_batches_hold_all_forget_and_the_drawn_retain_share():
 
 
 def _ssd_runs(overrides, seeds):
-    retain = _batches([i % 10 for i in range(64)])
-    forget = _batches([3] * 8, seed=5)
+    retain = dict_batches([i % 10 for i in range(64)])
+    forget = dict_batches([3] * 8, seed=5)
     torch.manual_seed(0)
     start = build_model("small_cnn")
     outs = []
