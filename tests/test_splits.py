@@ -155,7 +155,7 @@ def test_bad_scenarios_raise(text):
 
 
 def test_unknown_scenario_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"random:FRACTION, group:K, class:C1,C2,\.\.\., given"):
+    with pytest.raises(ValueError, match=r"random:FRACTION, group:K, persons:FRACTION, class:C1,C2,\.\.\., given"):
         parse_scenario("forget-everything")
 
 
