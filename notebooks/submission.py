@@ -61,9 +61,10 @@ print(f"unlearnkit {unlearnkit.__version__} from {unlearnkit.__file__}")
 
 # %% [markdown]
 # ## Settings and checks
-# Everything that can be wrong is checked here, before any long work: the method and its
-# hyperparameters, then (unless this is Kaggle's empty commit run) the GPU, every CSV,
-# every image and the original model's architecture.
+# Everything that can be wrong is checked here, before any long work: the first cell's numbers,
+# the method and its hyperparameters, then (unless this is Kaggle's empty commit run) the GPU,
+# every CSV (each row's image_id, age_group and person_id), every image file and the original
+# model's architecture. The images are decoded next; an unreadable one stops there, named.
 
 # %%
 import random  # noqa: E402
@@ -75,11 +76,18 @@ from tqdm import tqdm  # noqa: E402
 from unlearnkit.kaggle.runtime import checkpoints as ck  # noqa: E402
 from unlearnkit.kaggle.runtime import dataset as ds  # noqa: E402
 from unlearnkit.kaggle.runtime.guard import check_budget  # noqa: E402
-from unlearnkit.kaggle.runtime.settings import Settings, check_method, on_kaggle, pick_device  # noqa: E402
+from unlearnkit.kaggle.runtime.settings import (  # noqa: E402
+    Settings,
+    check_config,
+    check_method,
+    on_kaggle,
+    pick_device,
+)
 from unlearnkit.methods import run_method  # noqa: E402
 from unlearnkit.models import load_checkpoint, save_checkpoint  # noqa: E402
 
-SETTINGS = Settings.from_env(NUM_CHECKPOINTS, TIME_BUDGET_HOURS)
+check_config(NUM_CHECKPOINTS, TIME_BUDGET_HOURS, GUARD_AFTER_RUNS)  # the first cell, as edited
+SETTINGS = Settings.from_env(NUM_CHECKPOINTS, TIME_BUDGET_HOURS, guard_after_runs=GUARD_AFTER_RUNS)
 CONFIG = check_method(METHOD, HYPERPARAMETERS)  # resolved and checked once, used by every run
 print(f"method {METHOD}: {CONFIG}")
 print(f"torch {torch.__version__}; {SETTINGS}")

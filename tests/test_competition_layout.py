@@ -172,7 +172,8 @@ def test_bad_image_id(exported, tmp_path):
     table = pd.read_csv(folder / "retain.csv")
     table.loc[0, "image_id"] = "noperson"
     table.to_csv(folder / "retain.csv", index=False)
-    with pytest.raises(ValueError, match="'noperson' is not of the form"):
+    with pytest.raises(ValueError, match="retain.csv line 2: image_id is 'noperson', expected "
+                                         "'<person>-<n>'"):
         read_competition(folder, progress=False)
 
 

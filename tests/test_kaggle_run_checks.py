@@ -57,3 +57,19 @@ def test_time_guard_stops_the_notebook(mock_dir, tmp_path):
     assert "over the budget" in err.value.evalue and "runs fit" in err.value.evalue
     assert len(list((tmp_path / "work").iterdir())) == 1  # stopped after the first run
     assert not (tmp_path / "out" / "submission.zip").exists()
+
+
+@pytest.mark.parametrize("line,name", [("TIME_BUDGET_HOURS = 7.5", "TIME_BUDGET_HOURS = float('nan')"),
+                                       ("NUM_CHECKPOINTS = 512", "NUM_CHECKPOINTS = 0")])
+def test_an_impossible_number_in_the_edited_cell_stops_at_once(mock_dir, tmp_path, line, name):
+    nb = nbformat.read(str(default_output()), as_version=4)
+    assert line in nb.cells[0].source
+    nb.cells[0].source = nb.cells[0].source.replace(line, name)
+    path = tmp_path / "edited.ipynb"
+    path.write_text(json.dumps(nb))
+    env = notebook_env(mock_dir, tmp_path / "work", tmp_path / "out")
+    with pytest.raises(NotebookFailed) as err:
+        execute_notebook(path, env, cwd=str(tmp_path), timeout=300)
+    assert err.value.ename == "ValueError" and "is impossible: it must be" in err.value.evalue
+    assert name.split(" =")[0] in err.value.evalue
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()

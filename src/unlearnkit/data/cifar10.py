@@ -126,6 +126,12 @@ def list_folder(folder: Path, split: str, per_class: int | None):
     return classes, files, np.asarray(labels, np.int64)
 
 
+def _bad_file_fix(folder: Path, split: str) -> str:
+    """What to do about an unreadable file of a CIFAR-10 image folder."""
+    return (f"in the CIFAR-10 image folder {folder / split}: restore it from the original "
+            f"archive, or delete it (that image is then left out), then run again")
+
+
 def cache_file(cache_dir: Path, folder: Path, split: str, per_class: int | None,
                files: list[str]) -> Path:
     """The cache path for one decoded split, keyed by folder, subset and file list."""
@@ -142,7 +148,8 @@ def read_folder(folder: Path, split: str, per_class: int | None, *, cache: bool,
     if cache and path.is_file():
         saved = torch.load(path, weights_only=True)
         return saved["images"], saved["labels"], saved["classes"]
-    images = decode_images(files, progress, desc=f"decode CIFAR-10 {split}")
+    images = decode_images(files, progress, desc=f"decode CIFAR-10 {split}",
+                           context=lambda i: _bad_file_fix(folder, split))
     labels = torch.from_numpy(labels)
     if cache:
         with atomic_path(path) as tmp:

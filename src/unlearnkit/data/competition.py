@@ -29,7 +29,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .base import ImageSet, SourceData
-from .competition_layout import MODEL_FILE, SPLITS, image_files, image_path, read_table
+from .competition_layout import (
+    MODEL_FILE,
+    NUM_CLASSES,
+    SPLITS,
+    image_context,
+    image_files,
+    image_path,
+    read_table,
+)
 from .images import decode_images
 from .sources import data_root
 
@@ -59,8 +67,9 @@ def original_model_path(root: str | os.PathLike | None = None) -> Path | None:
 
 def read_part(folder: Path, name: str, progress: bool, table=None) -> ImageSet:
     """The images of ``<name>.csv`` as an ImageSet (RGB 32x32)."""
-    table = read_table(folder, name) if table is None else table
-    images = decode_images(image_files(folder, table, name), progress, desc=f"read {name}")
+    table = read_table(folder, name, folder_num_classes(folder)) if table is None else table
+    images = decode_images(image_files(folder, table, name), progress, desc=f"read {name}",
+                           context=image_context(name, table))
     return ImageSet(
         images=images.float(),
         labels=torch.from_numpy(np.array(table["age_group"], dtype=np.int64)),
@@ -86,15 +95,29 @@ def empty_set() -> ImageSet:
 def read_competition(root=None, progress: bool = True) -> SourceData:
     """The competition folder as a source (see the module docstring)."""
     folder = find_competition(root)
-    tables = {name: read_table(folder, name) for name in SPLITS}  # every CSV before any image
+    names = SPLITS + (("test",) if (folder / "test.csv").is_file() else ())
+    num_classes = folder_num_classes(folder)
+    tables = {name: read_table(folder, name, num_classes) for name in names}  # every CSV first
+    for name in names:
+        image_files(folder, tables[name], name)  # every listed file exists, before decoding any
     parts = [read_part(folder, name, progress, tables[name]) for name in SPLITS]
     bounds = np.cumsum([0] + [len(p) for p in parts])
     predefined = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(SPLITS)}
-    has_test = (folder / "test.csv").is_file()
-    test = read_part(folder, "test", progress) if has_test else empty_set()
+    test = read_part(folder, "test", progress, tables["test"]) if "test" in tables else empty_set()
     train = concat(parts)
     return SourceData(name="competition", train=train, test=test,
                       classes=_classes(folder, train, test), predefined=predefined)
+
+
+def folder_num_classes(folder: Path) -> int:
+    """How many classes ``age_group`` may take: ``classes.json``'s, else the competition's 10."""
+    if (folder / CLASSES_FILE).is_file():
+        try:
+            return max(1, len(json.loads((folder / CLASSES_FILE).read_text())))
+        except (ValueError, TypeError):
+            raise ValueError(f"{folder / CLASSES_FILE} is not a JSON list of class names; "
+                             f"delete it (the classes are then 0..9) or write it again") from None
+    return NUM_CLASSES
 
 
 def _classes(folder: Path, train: ImageSet, test: ImageSet) -> list[str]:

@@ -14,12 +14,17 @@ Inlined into the notebook, so it imports only what Kaggle's image has.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 COLUMNS = ("image_id", "age_group", "age", "person_id")
 SPLITS = ("retain", "forget", "validation")
 """The CSVs of the training pool, in the order of ``unlearning(net, retain, forget, val)``."""
 MODEL_FILE = "original_model.pth"
+NUM_CLASSES = 10
+"""``age_group`` is a class 0..9 (the competition's resnet18 has 10 outputs)."""
+HEADER_LINES = 1
+"""A table's row ``k`` (from 0) is line ``k + 2`` of its CSV: the header is line 1."""
 
 
 def image_path(folder, image_id: str) -> Path:
@@ -30,30 +35,101 @@ def image_path(folder, image_id: str) -> Path:
     return Path(folder) / "images" / person / f"{n}.png"
 
 
-def read_table(folder, split: str):
-    """``<split>.csv`` as a pandas DataFrame, its required columns checked."""
+def csv_line(k: int) -> int:
+    """The line of a CSV holding table row ``k`` (0-based, below the header)."""
+    return k + HEADER_LINES + 1
+
+
+def _integer(value) -> int | None:
+    """``value`` as an int when it is a finite whole number (``3``, ``3.0``, ``"3"``), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or number != int(number):
+        return None
+    return int(number)
+
+
+def check_table(table, path, num_classes: int = NUM_CLASSES) -> None:
+    """Raise naming the file, the line and the column of the first bad cell.
+
+    ``image_id`` must be ``"<person>-<n>"``, ``age_group`` an integer class
+    0..``num_classes - 1`` and ``person_id`` an integer; NaN (an empty cell) is refused
+    in each. ``age`` is handed to the method as it is.
+    """
+    fix = "fix or remove that row, then run again"
+    for k, value in enumerate(table["image_id"]):
+        person, sep, n = str(value).rpartition("-")
+        if not isinstance(value, str) or not sep or not person or not n:
+            shown = "empty" if _missing(value) else repr(value)
+            raise ValueError(f"{path} line {csv_line(k)}: image_id is {shown}, expected "
+                             f"'<person>-<n>' (the image images/<person>/<n>.png); {fix}")
+    for column, what, ok in (
+        ("age_group", f"an integer class 0..{num_classes - 1}",
+         lambda v: v is not None and 0 <= v < num_classes),
+        ("person_id", "an integer person id", lambda v: v is not None),
+    ):
+        for k, value in enumerate(table[column]):
+            if not ok(_integer(value)):
+                shown = "empty (NaN)" if _missing(value) else repr(_plain(value))
+                raise ValueError(f"{path} line {csv_line(k)} (image_id {table['image_id'].iloc[k]!r}): "
+                                 f"{column} is {shown}, expected {what}; {fix}")
+
+
+def _missing(value) -> bool:
+    """True for an empty CSV cell (pandas reads it as NaN)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value):
+    """A numpy scalar as a Python one (its repr is what the CSV holds)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def read_table(folder, split: str, num_classes: int = NUM_CLASSES):
+    """``<split>.csv`` as a pandas DataFrame, its columns and cells checked (:func:`check_table`)."""
     import pandas as pd
 
     path = Path(folder) / f"{split}.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; a competition folder holds "
                                 f"{', '.join(s + '.csv' for s in SPLITS)} and images/")
-    table = pd.read_csv(path, dtype={"image_id": str})
+    try:
+        table = pd.read_csv(path, dtype={"image_id": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a readable CSV ({reason}); a competition CSV has the "
+                         f"header {','.join(COLUMNS)} and one row per image") from None
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path} lacks column(s) {missing}; a competition CSV needs "
                          f"{list(COLUMNS)} (has {list(table.columns)})")
+    check_table(table, path, num_classes)
     return table
 
 
 def image_files(folder, table, split: str) -> list[Path]:
     """The image file of every row of ``table``; raise naming a missing one, if any."""
     files = [image_path(folder, i) for i in table["image_id"]]
-    missing = [f for f in files if not f.is_file()]
+    missing = [k for k, f in enumerate(files) if not f.is_file()]
     if missing:
         raise FileNotFoundError(
-            f"{missing[0]} not found ({len(missing)} image(s) listed in {split}.csv are missing); "
+            f"{files[missing[0]]} not found (listed in {split}.csv line {csv_line(missing[0])}; "
+            f"{len(missing)} image(s) listed in {split}.csv are missing); "
             f"the images/ folder is incomplete or the CSV is wrong"
         )
     return files
 
+
+def image_context(split: str, table) -> object:
+    """For :func:`~unlearnkit.data.images.decode_images`: where row ``k``'s image is listed."""
+    ids = list(table["image_id"])
+
+    def where(k: int) -> str:
+        return (f"listed in {split}.csv line {csv_line(k)} (image_id {ids[k]!r}): replace it "
+                f"with a valid RGB PNG or remove that row, then run again")
+
+    return where

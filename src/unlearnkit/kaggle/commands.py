@@ -40,8 +40,13 @@ def add_mock(sub) -> None:
 
 
 def cmd_mock(args) -> int:
-    from .mock import make_mock_competition
+    from .mock import check_options, make_mock_competition
 
+    check_options(args.source, seed=args.seed, model=args.model, epochs=args.epochs,
+                  forget_fraction=args.forget_fraction, imbalance=args.imbalance,
+                  views=args.views, train_per_class=args.train_per_class, min_epochs=1)
+    if Path(args.out).exists() and not args.overwrite:
+        raise ValueError(f"{args.out} already exists; pass --overwrite or choose another folder")
     info = make_mock_competition(
         args.out, args.source, root=args.root, seed=args.seed, model=args.model,
         epochs=args.epochs, forget_fraction=args.forget_fraction, imbalance=args.imbalance,

@@ -41,6 +41,50 @@ SOURCES = ("digits", "cifar10")
 DEFAULT_VIEWS = {"digits": 3, "cifar10": 3}
 
 
+def _count(value) -> bool:
+    """True for an integer (``bool`` excluded)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_options(source: str, *, seed=0, model="resnet18", epochs=None, forget_fraction=0.02,
+                  imbalance=0.7, views=None, train_per_class=None, min_epochs: int = 0) -> None:
+    """Raise a one-line ``ValueError`` for any option out of its range, before any work.
+
+    ``epochs`` must be an integer >= ``min_epochs``: the command line asks for 1 (an
+    untrained original would make a meaningless rehearsal); the library lets a test ask
+    for 0 (an untrained original, quickly).
+    """
+    from unlearnkit.models import model_names
+
+    if source not in SOURCES:
+        raise ValueError(f"unknown mock source {source!r}; choose one of: {', '.join(SOURCES)}")
+    if not _count(seed) or seed < 0:
+        raise ValueError(f"--seed must be an integer >= 0, got {seed!r}")
+    if model not in model_names():
+        raise ValueError(f"unknown model {model!r} (--model); choose one of: "
+                         f"{', '.join(model_names())}")
+    if epochs is not None and (not _count(epochs) or epochs < min_epochs):
+        raise ValueError(f"--epochs must be an integer >= {min_epochs} (the original "
+                         f"model's training epochs; default 30), got {epochs!r}"
+                         + ("; 0 would write an untrained original" if epochs == 0 else ""))
+    if not isinstance(forget_fraction, (int, float)) or not 0.0 < forget_fraction < 0.5:
+        raise ValueError(f"--forget-fraction must be a number in (0, 0.5), the share of the "
+                         f"training images to forget (default 0.02), got {forget_fraction!r}")
+    if not isinstance(imbalance, (int, float)) or not 0.0 < imbalance <= 1.0:
+        raise ValueError(f"--imbalance must be a number in (0, 1], the share of persons class "
+                         f"c keeps being imbalance**c (1 = balanced; default 0.7), "
+                         f"got {imbalance!r}")
+    if views is not None and (not _count(views) or views < 1):
+        raise ValueError(f"--views must be an integer >= 1, the images per person "
+                         f"(default 3), got {views!r}")
+    if train_per_class is not None:
+        if source != "cifar10":
+            raise ValueError("--train-per-class applies to cifar10 only (digits is small already)")
+        if not _count(train_per_class) or train_per_class < 1:
+            raise ValueError(f"--train-per-class must be an integer >= 1, the CIFAR-10 base "
+                             f"images kept per class (default: all 5000), got {train_per_class!r}")
+
+
 def mock_split(source: SourceData, forget_fraction: float, seed: int) -> Split:
     """Validation by image, then forget = whole persons of classes 0/1, the rest retain."""
     if not 0.0 < forget_fraction < 0.5:
@@ -70,10 +114,14 @@ def make_mock_competition(out: str | os.PathLike, source: str = "digits", *, roo
                           progress: bool = True) -> dict:
     """Write a mock competition input folder at ``out``; return what ``mock.json`` holds.
 
-    ``epochs`` (default: the scorer's 30) shortens the original model's training;
-    ``train_per_class`` caps CIFAR-10's base images per class before the views.
+    ``epochs`` (default: the scorer's 30) shortens the original model's training (0: an
+    untrained original, for tests; the command line refuses it); ``train_per_class`` caps
+    CIFAR-10's base images per class before the views. Every option is checked
+    (:func:`check_options`) before any work.
     """
     out = Path(out)
+    check_options(source, seed=seed, model=model, epochs=epochs, forget_fraction=forget_fraction,
+                  imbalance=imbalance, views=views, train_per_class=train_per_class)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass --overwrite or choose another folder")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

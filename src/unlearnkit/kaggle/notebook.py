@@ -168,6 +168,38 @@ def check_config(method: str | None, hyperparameters: dict | None) -> None:
     check_method(method or _default_method(), hyperparameters or {})
 
 
+def config_values(code: str) -> dict:
+    """``{NAME: value}`` of the configuration cell's ``NAME = <literal>`` lines."""
+    values = {}
+    for node in ast.parse(code).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id in CONFIG_KEYS.values()):
+            name = node.targets[0].id
+            try:
+                values[name] = ast.literal_eval(node.value)
+            except ValueError:
+                raise ValueError(f"the configuration cell's {name} is not a plain value: "
+                                 f"{ast.unparse(node.value)}") from None
+    return values
+
+
+def check_numbers(code: str, **given) -> None:
+    """Refuse an impossible NUM_CHECKPOINTS, TIME_BUDGET_HOURS or GUARD_AFTER_RUNS: those
+    ``given`` (not None), else the configuration cell ``code``'s. The notebook runs the same
+    check again (:func:`unlearnkit.kaggle.runtime.settings.check_config`)."""
+    from unlearnkit.kaggle.runtime.settings import check_config as check_settings
+
+    values = config_values(code)
+    keys = ("num_checkpoints", "budget_hours", "guard_after_runs")
+    for key in keys:
+        if given.get(key) is not None:
+            values[CONFIG_KEYS[key]] = given[key]
+        elif CONFIG_KEYS[key] not in values:
+            raise ValueError(f"the configuration cell has no line '{CONFIG_KEYS[key]} = ...'")
+    check_settings(*(values[CONFIG_KEYS[k]] for k in keys))
+
+
 def _default_method() -> str:
     """The METHOD written in the notebook source."""
     m = re.search(r'^METHOD = "([^"]+)"', default_source().read_text(), re.M)
@@ -185,12 +217,13 @@ def render(source: Path, *, method: str | None = None, hyperparameters: dict | N
 
     text = Path(source).read_text()
     nb = jupytext.reads(text, fmt="py:percent")
-    blob = pack(kit_files(repo_root(), notebook_roots(text)))
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    numbers = dict(num_checkpoints=num_checkpoints, budget_hours=budget_hours,
+                   guard_after_runs=guard_after_runs)
+    check_numbers(code_cells[0].source, **numbers)  # before anything is packed or written
     code_cells[0].source = set_config(code_cells[0].source, method=method,
-                                      hyperparameters=hyperparameters,
-                                      num_checkpoints=num_checkpoints, budget_hours=budget_hours,
-                                      guard_after_runs=guard_after_runs)
+                                      hyperparameters=hyperparameters, **numbers)
+    blob = pack(kit_files(repo_root(), notebook_roots(text)))
     kit_cells = [c for c in code_cells if KIT_RE.search(c.source)]
     if len(kit_cells) != 1:
         raise ValueError(f"{source} must have exactly one {KIT_VAR} cell, found {len(kit_cells)}")

@@ -42,11 +42,32 @@ class ZipStates(Sequence):
 
     def __getitem__(self, i: int) -> dict:
         name = self.members[i]
-        with zipfile.ZipFile(self.zip_path) as zf:
-            state = torch.load(io.BytesIO(zf.read(name)), map_location="cpu", weights_only=True)
+        expected = ("expected a state_dict saved with torch.save(net.state_dict(), path) from "
+                    "the competition's resnet18")
+        try:
+            with zipfile.ZipFile(self.zip_path) as zf:
+                data = zf.read(name)
+        except (zipfile.BadZipFile, OSError, EOFError) as err:  # a damaged member (bad CRC)
+            raise ValueError(f"{self.zip_path}:{name} cannot be read ({_reason(err)}); the zip "
+                             f"is damaged: write it again") from None
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as err:  # not a torch file, truncated, or a pickled object
+            raise ValueError(f"{self.zip_path}:{name} is not a torch checkpoint "
+                             f"({_reason(err)}); {expected}") from None
         if not isinstance(state, dict):
-            raise ValueError(f"{name} holds a {type(state).__name__}, not a state_dict")
+            raise ValueError(f"{self.zip_path}:{name} holds a {type(state).__name__}, not a "
+                             f"state_dict; {expected}")
         return state
+
+
+def _reason(err: BaseException) -> str:
+    """The first line of an error, short (torch.load's run to a page)."""
+    text = str(err).strip()
+    if "Weights only load failed" in text:
+        return "it holds pickled Python objects, not only tensors: was the whole model saved?"
+    text = text.splitlines()[0] if text else type(err).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def read_states(zip_path: str | os.PathLike, models: int | None = None) -> ZipStates:
@@ -93,6 +114,16 @@ def folder_benchmark(data_dir: str | os.PathLike):
                           train=TrainConfig.from_dict(mock["train"]) if "train" in mock else None)
 
 
+def check_folder(data_dir: str | os.PathLike) -> None:
+    """Every CSV of the folder (cells included) and every image file listed, before any work."""
+    from unlearnkit.data.competition import folder_num_classes
+    from unlearnkit.data.competition_layout import SPLITS, image_files, read_table
+
+    data_dir = Path(data_dir)
+    for split in (*SPLITS, "test"):
+        image_files(data_dir, read_table(data_dir, split, folder_num_classes(data_dir)), split)
+
+
 def score_submission(zip_path: str | os.PathLike, data_dir: str | os.PathLike, *,
                      models: int | None = None, device: str | None = None, workers: int = 1,
                      cache_dir: str | None = None, progress: bool = True) -> dict:
@@ -100,6 +131,7 @@ def score_submission(zip_path: str | os.PathLike, data_dir: str | os.PathLike, *
     from unlearnkit.pipeline import Plan, evaluate_states
 
     bench = folder_benchmark(data_dir)
+    check_folder(data_dir)
     states = read_states(zip_path, models)
     plan = Plan(device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
                 workers=workers, cache_dir=cache_dir, data_root=str(data_dir), progress=progress)

@@ -123,7 +123,12 @@ def zip_checkpoint_members(zip_path: Path) -> dict[int, str]:
     """``{i: member name}`` of the checkpoints inside a submission zip."""
     if Path(zip_path).stat().st_size == 0:
         return {}
-    with zipfile.ZipFile(zip_path) as zf:
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile:
+        raise ValueError(f"{zip_path} is not a zip file; expected the submission.zip the "
+                         f"notebook writes, holding unlearned_checkpoint_{{i}}.pth files") from None
+    with zf:
         found = {}
         for name in zf.namelist():
             m = NAME_RE.search(name)

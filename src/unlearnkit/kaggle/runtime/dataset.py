@@ -21,6 +21,7 @@ from unlearnkit.data.competition_layout import (
     COLUMNS,
     MODEL_FILE,
     SPLITS,
+    image_context,
     image_files,
     image_path,
     read_table,
@@ -42,7 +43,14 @@ def check_original(path: Path) -> None:
     """Raise unless ``path`` holds a state_dict of the competition's resnet18."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path} not found: the input folder must hold {MODEL_FILE}")
-    load_checkpoint(path, "resnet18")
+    try:
+        load_checkpoint(path, "resnet18")
+    except ValueError:
+        raise  # a state_dict of another architecture: load_state's message says which keys
+    except Exception as err:  # torch.load: not a checkpoint, truncated, a pickled object
+        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a torch checkpoint ({reason}); {MODEL_FILE} must be a "
+                         f"state_dict saved with torch.save(net.state_dict(), path)") from None
 
 
 def validate_input(input_dir: Path, original_path: Path) -> dict:
@@ -73,9 +81,11 @@ def _scalar(value):
 class CompetitionDataset(Dataset):
     """One split's items as dicts; all images decoded once, kept as uint8 in memory."""
 
-    def __init__(self, table, progress: bool = True, desc: str = "images"):
+    def __init__(self, table, progress: bool = True, desc: str = "images",
+                 split: str | None = None):
         # [n, 3, H, W] uint8; any one size (the model does not fix it), the same for all
-        self.images = decode_images(list(table["image_path"]), progress, desc=desc, size=None)
+        self.images = decode_images(list(table["image_path"]), progress, desc=desc, size=None,
+                                    context=image_context(split, table) if split else None)
         self.rows = table[list(COLUMNS)].to_dict("records")
 
     def __len__(self) -> int:
@@ -94,7 +104,7 @@ class CompetitionDataset(Dataset):
 
 def load_datasets(tables: dict, progress: bool = True) -> dict[str, Dataset]:
     """Decode every split's images once: ``{'retain', 'forget', 'validation'}``."""
-    return {split: CompetitionDataset(t, progress, desc=split) for split, t in tables.items()}
+    return {split: CompetitionDataset(t, progress, desc=split, split=split) for split, t in tables.items()}
 
 
 def make_loaders(datasets: dict[str, Dataset], seed: int) -> tuple[DataLoader, DataLoader, DataLoader]:

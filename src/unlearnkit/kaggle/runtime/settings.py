@@ -10,6 +10,7 @@ what Kaggle's image has.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -22,6 +23,36 @@ ENV_INPUT_DIR = "UNLEARNKIT_INPUT_DIR"
 ENV_WORK_DIR = "UNLEARNKIT_WORK_DIR"
 ENV_OUTPUT_DIR = "UNLEARNKIT_OUTPUT_DIR"
 ENV_NUM_CHECKPOINTS = "UNLEARNKIT_NUM_CHECKPOINTS"
+HOW_TO_FIX = "edit the notebook's first cell, or rebuild it with build-notebook {option}"
+
+
+def _whole(value) -> bool:
+    """True for an integer (``bool`` excluded, as ``True`` is not a count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_config(num_checkpoints, budget_hours, guard_after_runs) -> None:
+    """Raise a one-line ``ValueError`` for an impossible value of the configuration cell.
+
+    The one check of ``NUM_CHECKPOINTS`` (an integer >= 1), ``TIME_BUDGET_HOURS`` (a
+    finite number > 0) and ``GUARD_AFTER_RUNS`` (an integer >= 1): the builder runs it
+    before writing a notebook, the notebook again on its first cell (edited by hand on
+    Kaggle), before any work.
+    """
+    if not _whole(num_checkpoints) or num_checkpoints < 1:
+        raise ValueError(f"NUM_CHECKPOINTS = {num_checkpoints!r} is impossible: it must be an "
+                         f"integer >= 1 (the competition wants 512); "
+                         + HOW_TO_FIX.format(option="--checkpoints N"))
+    ok = isinstance(budget_hours, (int, float)) and not isinstance(budget_hours, bool)
+    if not ok or not math.isfinite(budget_hours) or budget_hours <= 0:
+        raise ValueError(f"TIME_BUDGET_HOURS = {budget_hours!r} is impossible: it must be a "
+                         f"finite number of hours > 0 (Kaggle stops a notebook at 8 h; 7.5 "
+                         f"leaves a margin); " + HOW_TO_FIX.format(option="--budget-hours H"))
+    if not _whole(guard_after_runs) or guard_after_runs < 1:
+        raise ValueError(f"GUARD_AFTER_RUNS = {guard_after_runs!r} is impossible: it must be an "
+                         f"integer >= 1 (the time guard's first projection comes after that "
+                         f"many runs; 3 by default); "
+                         + HOW_TO_FIX.format(option="--guard-after N"))
 
 
 @dataclass(frozen=True)
@@ -40,20 +71,19 @@ class Settings:
     """Wall-time budget of the whole notebook, in seconds (Kaggle stops at 8 h)."""
 
     @classmethod
-    def from_env(cls, num_checkpoints: int, budget_hours: float,
-                 environ: dict | None = None) -> Settings:
-        """The notebook's configuration, overridden by ``UNLEARNKIT_*`` variables if set."""
+    def from_env(cls, num_checkpoints: int, budget_hours: float, environ: dict | None = None,
+                 guard_after_runs: int = 3) -> Settings:
+        """The notebook's configuration, checked (:func:`check_config`), overridden by
+        ``UNLEARNKIT_*`` variables if set."""
         env = os.environ if environ is None else environ
+        check_config(num_checkpoints, budget_hours, guard_after_runs)
         n = env.get(ENV_NUM_CHECKPOINTS, "").strip()
         if n:
-            try:
-                num_checkpoints = int(n)
-            except ValueError:
-                raise ValueError(f"{ENV_NUM_CHECKPOINTS}={n!r} is not an integer") from None
-        if int(num_checkpoints) < 1:
-            raise ValueError(f"the number of checkpoints must be >= 1, got {num_checkpoints}")
-        if not float(budget_hours) > 0:
-            raise ValueError(f"the time budget must be > 0 hours, got {budget_hours}")
+            num_checkpoints = int(n) if n.lstrip("-").isdigit() else None
+            if num_checkpoints is None or num_checkpoints < 1:
+                what = "not an integer" if num_checkpoints is None else "below 1"
+                raise ValueError(f"{ENV_NUM_CHECKPOINTS}={n!r} is {what}: it must be an integer "
+                                 f">= 1; set it to one, or unset it to use NUM_CHECKPOINTS")
         return cls(
             input_dir=Path(env.get(ENV_INPUT_DIR) or DEFAULT_INPUT_DIR),
             work_dir=Path(env.get(ENV_WORK_DIR) or DEFAULT_WORK_DIR),
