@@ -243,19 +243,36 @@ def test_sweep_removes_only_dead_writers_files(tmp_path):
 # ---------------------------------------------------------------- Ctrl-C
 
 
-def test_ctrl_c_with_workers_ends_at_once_and_leaves_only_whole_entries(tmp_path):
-    bench = tmp_path / "slow.yaml"
-    bench.write_text(yaml.safe_dump({**TINY, "train": {"epochs": 6, "lr": 1e-3}}))
+def _alive_in_group(pgid: int) -> list[str]:
+    """The processes of group ``pgid`` that still run (zombies, dead but not yet reaped by
+    a container's init, do not count)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(stat.parent.name)
+    return alive
+
+
+def test_ctrl_c_with_workers_ends_at_once_and_leaves_only_whole_entries(built, tmp_path):
+    """Ctrl-C while two workers run the method: the command ends within 2 s, no worker
+    trains on, and the cache holds only whole entries (no temporary file)."""
     cache = tmp_path / "cache"
+    shutil.copytree(built / "cache", cache)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "unlearnkit.cli", "local-eval", "--bench", str(bench),
-         "--method", "finetune", "--workers", "2", "--quiet", "--cache", str(cache),
-         "--out", str(tmp_path / "run")],
+        [sys.executable, "-m", "unlearnkit.cli", "local-eval", "--bench",
+         str(built / "tiny.yaml"), "--method", "finetune", "--set", "epochs=4", "--workers",
+         "2", "--quiet", "--cache", str(cache), "--out", str(tmp_path / "run")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    runs = "*/*/runs/finetune/*/*.npz"
+    old = set(cache.glob(runs))
     try:
         deadline = time.monotonic() + 240
-        while not list(cache.glob("*/*/models/original/[1-9].npz")):  # the pool is training
+        while not [p for p in cache.glob(runs) if p not in old and p.stem != "0"]:  # the pool
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the workers never trained"
             time.sleep(0.05)
@@ -270,15 +287,15 @@ def test_ctrl_c_with_workers_ends_at_once_and_leaves_only_whole_entries(tmp_path
     assert proc.returncode == 130, err
     assert took < 2, f"took {took:.1f} s after Ctrl-C"
     assert "interrupted" in err and "Traceback" not in err, err
-    with pytest.raises(ProcessLookupError):  # no worker survives
-        os.killpg(proc.pid, 0)
+    assert _alive_in_group(proc.pid) == []  # no worker survives
     assert [p for p in cache.rglob("*.tmp")] == []
     for path in cache.rglob("*.npz"):
         assert cache_mod.load_outputs(path) is not None, path
     assert not (tmp_path / "run").exists()
-    n_done = len(list(cache.rglob("models/original/*.npz")))
+    done = set(cache.glob(runs)) - old
+    assert 2 <= len(done) <= 3  # the run alone and one of the pool's; not all four
     time.sleep(1)  # nothing trains on after the exit
-    assert len(list(cache.rglob("models/original/*.npz"))) == n_done
+    assert set(cache.glob(runs)) - old == done
 
 
 # ---------------------------------------------------------------- data fingerprint

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -208,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished models are cached; run the same command to resume.",
               file=sys.stderr)
+        if argv is None:  # run as a program: leave now (torch's teardown takes a second or
+            sys.stdout.flush()  # more); every cache entry and report is whole already
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)

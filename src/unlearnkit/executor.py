@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
@@ -58,6 +58,9 @@ def _init_worker() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # tqdm's default lock is a multiprocessing one: a named semaphore that a terminated
+    # worker would leak (and the resource tracker warn about); a worker needs a thread lock
+    tqdm.set_lock(threading.RLock())
     torch.set_num_threads(JOB_THREADS)
     os.environ["OMP_NUM_THREADS"] = str(JOB_THREADS)
 
@@ -101,24 +104,100 @@ class LocalExecutor:
             bar.close()
 
     def _map_processes(self, fn, jobs, bar) -> Iterator[JobResult]:
+        """Each worker is a spawned process fed one job at a time through a pipe (pipes,
+        unlike queues, leave no semaphores behind when a worker is terminated)."""
         ctx = mp.get_context("spawn")
-        pool = ProcessPoolExecutor(min(self.workers, len(jobs)), mp_context=ctx,
-                                   initializer=_init_worker)
+        queue = list(reversed(jobs))  # pop() takes the first job
+        workers: list[_Worker] = []
         finished = False
         try:
             with _children_ignore_sigint():
-                pending = {pool.submit(_call, fn, job) for job in jobs}  # spawns the workers
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
+                workers = [_Worker(ctx, fn) for _ in range(min(self.workers, len(jobs)))]
+            for w in workers:
+                w.give(queue.pop())
+            while any(w.job is not None for w in workers):
+                busy = {w.conn: w for w in workers if w.job is not None}
+                busy.update({w.proc.sentinel: w for w in workers if w.job is not None})
+                for ready in mp_connection.wait(list(busy)):
+                    w = busy[ready]
+                    if w.job is None:  # its pipe and its sentinel were both ready
+                        continue
+                    res = w.take()
                     bar.update()
-                    yield fut.result()
+                    yield res
+                    if not w.proc.is_alive():  # it died: a fresh one takes its place
+                        w.close()
+                        with _children_ignore_sigint():
+                            w = workers[workers.index(w)] = _Worker(ctx, fn)
+                    if queue:
+                        w.give(queue.pop())
             finished = True
         finally:
-            if finished:
-                pool.shutdown(wait=True)
-            else:  # Ctrl-C, an error, or the caller stopped reading: stop now
-                stop_pool(pool)
+            stop_workers(workers, graceful=finished)
+
+
+class _Worker:
+    """One worker process and the pipe that feeds it jobs."""
+
+    def __init__(self, ctx, fn: Callable):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, fn), daemon=True)
+        self.proc.start()
+        child.close()
+        self.job = None
+
+    def give(self, job) -> None:
+        self.job = job
+        self.conn.send(job)
+
+    def take(self) -> JobResult:
+        """The current job's result (an error when the worker died running it)."""
+        job, self.job = self.job, None
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            self.proc.join(STOP_SECONDS)
+            return JobResult(job, error=f"the worker process died (exit code "
+                                        f"{self.proc.exitcode}) while running this job")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _worker_main(conn, fn: Callable) -> None:
+    _init_worker()
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:  # the main process is gone
+            return
+        if job is None:
+            return
+        conn.send(_call(fn, job))
+
+
+def stop_workers(workers: list[_Worker], graceful: bool = False,
+                 grace: float = STOP_SECONDS) -> None:
+    """End the workers: asked to (``graceful``, all idle), else terminated at once, and
+    killed when still alive after ``grace`` seconds."""
+    for w in workers:
+        if not w.proc.is_alive():
+            continue
+        if graceful:
+            try:
+                w.conn.send(None)
+            except OSError:
+                w.proc.terminate()
+        else:
+            w.proc.terminate()
+    deadline = time.monotonic() + (10 * grace if graceful else grace)
+    for w in workers:
+        w.proc.join(max(0.0, deadline - time.monotonic()))
+    for w in workers:
+        if w.proc.is_alive():
+            w.proc.kill()
+            w.proc.join(0.5)
+        w.close()
 
 
 @contextlib.contextmanager
@@ -134,19 +213,3 @@ def _children_ignore_sigint():
         yield
     finally:
         signal.signal(signal.SIGINT, before)
-
-
-def stop_pool(pool: ProcessPoolExecutor, grace: float = STOP_SECONDS) -> None:
-    """Cancel ``pool``'s pending jobs and terminate its workers (killed after ``grace``)."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    deadline = time.monotonic() + grace
-    for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-            p.join(0.5)
