@@ -171,8 +171,9 @@ def _worker_main(conn, fn: Callable) -> None:
             job = conn.recv()
         except EOFError:  # the main process is gone
             return
-        if job is None:
-            return
+        if job is None:  # done: skip the interpreter's teardown (a second with torch)
+            conn.close()
+            os._exit(0)
         conn.send(_call(fn, job))
 
 
