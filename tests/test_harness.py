@@ -24,7 +24,7 @@ TINY = {
     "source_options": {"views": 1},
     "scenario": "random:0.1",
     "model": "small_cnn",
-    "num_models": 3,
+    "num_models": 5,
     "train": {"epochs": 1, "lr": 1e-3},
     "method_overrides": {"finetune": {"epochs": 1}},
 }
@@ -75,10 +75,10 @@ def test_end_to_end_report_matches_saved_confidences(built):
                 "retrain_seconds", "oracles"):
         assert key in report, key
     assert set(report["oracles"]) == {"retrain", "original"}
-    assert report["num_models"] == 3
+    assert report["num_models"] == 5
     z = np.load(out / "confidences.npz")
     assert z["unlearned_forget"].shape == z["retrained_forget"].shape
-    assert z["unlearned_forget"].shape[0] == 3
+    assert z["unlearned_forget"].shape[0] == 5
     fq = forget_quality(z["unlearned_forget"], z["retrained_forget"])
     assert report["forget_quality"] == pytest.approx(fq.score, abs=0, rel=0)
     ratios = report["retain_acc_ratio"] * report["test_acc_ratio"]
@@ -100,9 +100,9 @@ def test_second_run_trains_nothing(built, bench_file, tmp_path, monkeypatch):
 
 def test_smaller_n_and_another_method_reuse_the_models(bench_file, tmp_path, monkeypatch):
     counter = Counter(monkeypatch)
-    assert run_cli(bench_file, tmp_path, "--models", "2", "--set", "epochs=1",
+    assert run_cli(bench_file, tmp_path, "--models", "4", "--set", "epochs=1",
                    method="random_label", out="rl") == 0
-    assert counter.kinds == ["method", "method"]
+    assert counter.kinds == ["method"] * 4
 
 
 def test_inline_jobs_reuse_the_prepared_context(bench_file, tmp_path, monkeypatch):
@@ -112,7 +112,7 @@ def test_inline_jobs_reuse_the_prepared_context(bench_file, tmp_path, monkeypatc
     monkeypatch.setattr(context, "get_source", lambda *a, **k: loads.append(a) or real(*a, **k))
     counter = Counter(monkeypatch)
     assert run_cli(bench_file, tmp_path, "--set", "epochs=1", method="random_label") == 0
-    assert counter.kinds == ["method"] * 3
+    assert counter.kinds == ["method"] * 5
     assert len(loads) == 1
 
 
@@ -131,7 +131,7 @@ def test_resume_after_interruption(bench_file, tmp_path, monkeypatch):
     monkeypatch.setattr(jobs, "method_run", real)
     counter = Counter(monkeypatch)
     assert run_cli(bench_file, tmp_path, "--set", "epochs=1", method="random_label") == 0
-    assert counter.kinds == ["method", "method"]  # only the two runs not finished before
+    assert counter.kinds == ["method"] * 4  # only the four runs not finished before
 
 
 def test_fused_plan_trains_the_original_with_its_oracle(built, tmp_path, monkeypatch):
@@ -142,7 +142,7 @@ def test_fused_plan_trains_the_original_with_its_oracle(built, tmp_path, monkeyp
     monkeypatch.setattr(jobs, "run_job", lambda job: seen.append(job) or real(job))
     assert run_cli(built / "tiny.yaml", tmp_path, "--fused", "2", out="fused") == 0
     originals = [job.seeds for job in seen if job.kind == context.ORIGINAL]
-    assert originals == [(0, 1), (2, 3)]
+    assert originals == [(0, 1), (2, 3), (4, 5)]
     assert [job.seeds for job in seen if job.kind == context.RETRAIN][0] == (0,)  # timed alone
     ctx = context.prepare(load_benchmark(str(built / "tiny.yaml")), tmp_path / "cache")
     cached = cache_mod.load_outputs(ctx.model_path(context.ORIGINAL, context.ORIGINAL_SEED))
@@ -152,7 +152,7 @@ def test_fused_plan_trains_the_original_with_its_oracle(built, tmp_path, monkeyp
 
 
 def test_corrupted_cache_entry_is_rebuilt(bench_file, tmp_path, monkeypatch):
-    entries = sorted((tmp_path / "cache").glob("*/models/retrain/*.npz"))
+    entries = sorted((tmp_path / "cache").glob("*/*/models/retrain/*.npz"))
     assert entries
     entries[1].write_bytes(b"not a zip file")
     counter = Counter(monkeypatch)

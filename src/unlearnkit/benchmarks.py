@@ -106,3 +106,16 @@ def benchmark_from_dict(raw: dict, **overrides) -> Benchmark:
     bench = Benchmark(**raw)
     given = {k: v for k, v in overrides.items() if v is not None}
     return replace(bench, **given) if given else bench
+
+
+def scenario_kind(scenario: str) -> str:
+    """'class' or 'sample', from the scenario text alone (before any data is read).
+
+    ``class:...`` forgets whole classes; every other scenario (``random``, ``group``,
+    ``persons``, ``given``: a predefined split names images, not classes) is sample-level.
+    Invalid text raises the split's own ``ValueError``.
+    """
+    from .data.splits import parse_scenario
+
+    kind, _ = parse_scenario(scenario)
+    return "class" if kind == "class" else "sample"

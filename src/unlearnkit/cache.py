@@ -5,19 +5,25 @@ its predicted labels on the retain set (enough for every score) and a small JSON
 metadata string. Entries are written atomically, so an interrupted run leaves only
 complete entries and resumes where it stopped; an unreadable entry is treated as
 missing and rebuilt.
+
+An entry is built under its lock (:func:`entry_lock`, ``.<seed>.npz.lock`` beside it),
+so two processes sharing a cache never build one entry at once: the second one finds
+it locked, does other work, then waits for it and reads it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, file_lock
 
 REQUIRED = ("forget_logits", "test_logits", "retain_pred")
 
@@ -51,9 +57,10 @@ def save_outputs(path: str | os.PathLike, out: Outputs) -> Path:
     return Path(path)
 
 
-def load_outputs(path: str | os.PathLike) -> Outputs | None:
+def load_outputs(path: str | os.PathLike, note: Callable[[str], None] | None = None
+                 ) -> Outputs | None:
     """Read one entry; ``None`` when it is missing, and also when it is corrupted
-    (the broken file is then removed so that it gets rebuilt)."""
+    (the broken file is then removed so that it gets rebuilt, and ``note`` is told why)."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -67,6 +74,24 @@ def load_outputs(path: str | os.PathLike) -> Outputs | None:
                 retain_pred=z["retain_pred"],
                 meta=json.loads(str(z["meta"])) if "meta" in z else {},
             )
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
+            json.JSONDecodeError) as err:
         path.unlink(missing_ok=True)
+        if note is not None:
+            note(f"cache entry {path} was unreadable ({type(err).__name__}: {err}); "
+                 "removed, it is rebuilt")
         return None
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file of entry ``path``: ``.<name>.lock`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def entry_lock(path: str | os.PathLike, wait: bool = True) -> Iterator[Path]:
+    """Hold entry ``path``'s lock while building it (:func:`unlearnkit.atomic.file_lock`;
+    ``wait=False`` raises :class:`unlearnkit.atomic.Busy` when another process holds it)."""
+    with file_lock(lock_path(path), wait=wait) as lock:
+        yield lock

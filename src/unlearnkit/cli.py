@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -25,13 +26,14 @@ def add_local_eval(sub) -> None:
                    help="method name; several separated by commas (default: bad_teacher)")
     p.add_argument("--scenario", help="override: random:F | group:K | class:C1,C2 | given")
     p.add_argument("--models", type=int, help="N models per side (override)")
-    p.add_argument("--workers", type=int, default=1, help="jobs run at once (processes)")
+    p.add_argument("--workers", type=int, default=1, help="jobs run at once (processes, one thread each: the results do not depend on it)")
     p.add_argument("--fused", type=int, default=None,
                    help="models trained together per job (default: 1 on CPU, 32 on CUDA)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None)
     p.add_argument("--data", help="data root (else $UNLEARNKIT_DATA); the folder for `competition`")
     p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
-    p.add_argument("--out", help="output folder (default runs/<date>-<bench>-<method>/)")
+    p.add_argument("--out", help="output folder (default runs/<date>-<bench>-<method>/), replaced "
+                   "as a whole when the run succeeds")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="method hyperparameter override (repeatable)")
     p.add_argument("--fresh", action="store_true", help="ignore the cache and rebuild everything")
@@ -41,27 +43,44 @@ def add_local_eval(sub) -> None:
     p.set_defaults(func=cmd_local_eval)
 
 
+def write_run(result, out: Path) -> Path:
+    """Write a run's report into a fresh temporary folder, then swap it in for ``out``: a
+    reused ``--out`` never mixes two runs' files. A failed run leaves a previous run's
+    folder as it was and goes to ``<out>.failed`` instead."""
+    from .atomic import atomic_dir
+    from .report import write_report
+
+    if result.summary.get("error") and out.is_dir() and any(out.iterdir()):
+        out = out.with_name(f"{out.name}.failed")
+    with atomic_dir(out) as tmp:
+        write_report(result, tmp)
+    return out
+
+
 def cmd_local_eval(args) -> int:
     from .benchmarks import load_benchmark
-    from .methods import get_method
-    from .pipeline import Plan, local_eval
-    from .report import default_out_dir, terminal_table, verdict, write_report
+    from .pipeline import Plan, check_plan, check_request, local_eval
+    from .report import default_out_dir, terminal_table, verdict
 
     bench = load_benchmark(args.bench, scenario=args.scenario, num_models=args.models)
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
-    for m in methods:
-        get_method(m)  # unknown names fail now, listing the valid ones
+    if not methods:
+        raise ValueError(f"--method {args.method!r} names no method; give one or more names "
+                         "separated by commas (`unlearnkit list` shows them)")
+    overrides = parse_assignments(args.set)
     device = args.device or _default_device()
     fused = args.fused or (32 if device == "cuda" else 1)
     plan = Plan(device=device, workers=args.workers, fused=fused, cache_dir=args.cache,
                 data_root=args.data, fresh=args.fresh, keep_models=args.keep_models,
                 progress=not args.quiet)
+    check_plan(plan)
+    check_request(bench, methods, overrides)  # every method, before the first training
     failed = 0
     for method in methods:
-        result = local_eval(bench, method, parse_assignments(args.set), plan)
+        result = local_eval(bench, method, overrides, plan)
         plan.fresh = False  # rebuild once, then share
         out = Path(args.out) / method if args.out and len(methods) > 1 else args.out
-        out = write_report(result, out or default_out_dir(bench.name, method))
+        out = write_run(result, Path(out) if out else default_out_dir(bench.name, method))
         s = result.summary
         print(f"\n{s['method']} on {bench.name}, N = {s['num_models']}:")
         print(terminal_table(s))
@@ -72,6 +91,9 @@ def cmd_local_eval(args) -> int:
             print("\n".join(verdict(s)))
             print(f"run time {100 * s['time_fraction_of_retrain']:.1f}% of a retrain"
                   + ("  (over the 20% rule)" if s["over_time_rule"] else ""))
+        if out.name.endswith(".failed"):
+            print(f"the previous run in {out.with_name(out.name[:-len('.failed')])} is left as "
+                  "it was", file=sys.stderr)
         print(f"report: {out / 'report.md'}")
     return 1 if failed else 0
 
@@ -149,6 +171,8 @@ def cmd_train_original(args) -> int:
     plan = Plan(device=args.device or _default_device(), cache_dir=args.cache,
                 data_root=args.data, fresh=args.fresh)
     ctx = prepare(bench, plan.cache_dir, plan.data_root, plan.progress)
+    for text in ctx.notes:
+        print(f"note: {text}", file=sys.stderr)
     ensure_original(ctx, plan)
     net = load_original(ctx, plan.device)
     for part in ("train", "test"):
@@ -158,7 +182,10 @@ def cmd_train_original(args) -> int:
           f"images, {bench.train.epochs} epochs, {plan.device})")
     print(f"original model: {ctx.original_path}")
     if args.out:
-        shutil.copyfile(ctx.original_path, args.out)
+        from .atomic import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            shutil.copyfile(ctx.original_path, tmp)
         print(f"copied to {args.out}")
     return 0
 
@@ -231,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished models are cached; run the same command to resume.",
               file=sys.stderr)
+        if argv is None:  # run as a program: leave now (torch's teardown takes a second or
+            sys.stdout.flush()  # more); every cache entry and report is whole already
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -5,17 +5,30 @@ The pipeline describes each model's training or unlearning run as a job, a pickl
 executor only has to call them; this is the seam where a distributed engine (Ray,
 Dask, a batch queue) can take the jobs across machines without the pipeline changing:
 give it the same ``map`` method.
+
+A job pins its own thread count (:data:`unlearnkit.jobs.JOB_THREADS`), so its result
+does not depend on how many jobs run at once. On Ctrl-C (or when the caller stops
+reading results) the pending jobs are cancelled and the workers terminated at once
+(:data:`STOP_SECONDS` at most): a worker removes the temporary file it was writing and
+exits, so the cache holds only complete entries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import multiprocessing.connection as mp_connection
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
+
+STOP_SECONDS = 1.0  # a terminated worker gets this long to clean up, then is killed
+_in_job = False  # in a worker: whether a job is running (SIGTERM then unwinds it)
 
 
 @dataclass
@@ -27,32 +40,53 @@ class JobResult:
     error: str | None = None
 
 
-def _init_worker(threads: int) -> None:
-    """Give each worker its share of the cores, so workers never oversubscribe them."""
+class Terminated(KeyboardInterrupt):
+    """Raised in a worker's job by SIGTERM: unwinds it (temporary files removed)."""
+
+
+def _on_sigterm(signum, frame):
+    if _in_job:
+        raise Terminated()
+    os._exit(128 + signum)  # idle: nothing to clean up
+
+
+def _init_worker() -> None:
+    """Workers leave Ctrl-C to the main process, and stop cleanly on SIGTERM."""
     import torch
 
-    torch.set_num_threads(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    from .jobs import JOB_THREADS
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # tqdm's default lock is a multiprocessing one: a named semaphore that a terminated
+    # worker would leak (and the resource tracker warn about); a worker needs a thread lock
+    tqdm.set_lock(threading.RLock())
+    torch.set_num_threads(JOB_THREADS)
+    os.environ["OMP_NUM_THREADS"] = str(JOB_THREADS)
 
 
 def _call(fn: Callable, job) -> JobResult:
+    global _in_job
+    _in_job = True
     try:
         return JobResult(job, fn(job))
+    except Terminated:
+        os._exit(128 + signal.SIGTERM)  # the job has unwound: its temporary files are gone
     except KeyboardInterrupt:
         raise
     except Exception as err:  # recorded, the other jobs go on
         return JobResult(job, error=f"{type(err).__name__}: {err}")
+    finally:
+        _in_job = False
 
 
 class LocalExecutor:
     """``workers`` processes on this machine (1 = inline, in this process)."""
 
-    def __init__(self, workers: int = 1, threads_per_worker: int | None = None):
+    def __init__(self, workers: int = 1):
         if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+            raise ValueError(f"--workers must be >= 1, got {workers}; give 1 to run inline")
         self.workers = workers
-        cores = os.cpu_count() or 1
-        self.threads = threads_per_worker or max(1, cores // workers)
 
     def map(self, fn: Callable, jobs: Iterable, desc: str = "jobs",
             progress: bool = True) -> Iterator[JobResult]:
@@ -70,15 +104,113 @@ class LocalExecutor:
             bar.close()
 
     def _map_processes(self, fn, jobs, bar) -> Iterator[JobResult]:
+        """Each worker is a spawned process fed one job at a time through a pipe (pipes,
+        unlike queues, leave no semaphores behind when a worker is terminated)."""
         ctx = mp.get_context("spawn")
-        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(self.threads,))
+        queue = list(reversed(jobs))  # pop() takes the first job
+        workers: list[_Worker] = []
+        finished = False
         try:
-            pending = {pool.submit(_call, fn, job) for job in jobs}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
+            with _children_ignore_sigint():
+                workers = [_Worker(ctx, fn) for _ in range(min(self.workers, len(jobs)))]
+            for w in workers:
+                w.give(queue.pop())
+            while any(w.job is not None for w in workers):
+                busy = {w.conn: w for w in workers if w.job is not None}
+                busy.update({w.proc.sentinel: w for w in workers if w.job is not None})
+                for ready in mp_connection.wait(list(busy)):
+                    w = busy[ready]
+                    if w.job is None:  # its pipe and its sentinel were both ready
+                        continue
+                    res = w.take()
                     bar.update()
-                    yield fut.result()
+                    yield res
+                    if not w.proc.is_alive():  # it died: a fresh one takes its place
+                        w.close()
+                        with _children_ignore_sigint():
+                            w = workers[workers.index(w)] = _Worker(ctx, fn)
+                    if queue:
+                        w.give(queue.pop())
+            finished = True
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            stop_workers(workers, graceful=finished)
+
+
+class _Worker:
+    """One worker process and the pipe that feeds it jobs."""
+
+    def __init__(self, ctx, fn: Callable):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, fn), daemon=True)
+        self.proc.start()
+        child.close()
+        self.job = None
+
+    def give(self, job) -> None:
+        self.job = job
+        self.conn.send(job)
+
+    def take(self) -> JobResult:
+        """The current job's result (an error when the worker died running it)."""
+        job, self.job = self.job, None
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            self.proc.join(STOP_SECONDS)
+            return JobResult(job, error=f"the worker process died (exit code "
+                                        f"{self.proc.exitcode}) while running this job")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _worker_main(conn, fn: Callable) -> None:
+    _init_worker()
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:  # the main process is gone
+            return
+        if job is None:  # done: skip the interpreter's teardown (a second with torch)
+            conn.close()
+            os._exit(0)
+        conn.send(_call(fn, job))
+
+
+def stop_workers(workers: list[_Worker], graceful: bool = False,
+                 grace: float = STOP_SECONDS) -> None:
+    """End the workers: asked to (``graceful``, all idle), else terminated at once, and
+    killed when still alive after ``grace`` seconds."""
+    for w in workers:
+        if not w.proc.is_alive():
+            continue
+        if graceful:
+            try:
+                w.conn.send(None)
+            except OSError:
+                w.proc.terminate()
+        else:
+            w.proc.terminate()
+    deadline = time.monotonic() + (10 * grace if graceful else grace)
+    for w in workers:
+        w.proc.join(max(0.0, deadline - time.monotonic()))
+    for w in workers:
+        if w.proc.is_alive():
+            w.proc.kill()
+            w.proc.join(0.5)
+        w.close()
+
+
+@contextlib.contextmanager
+def _children_ignore_sigint():
+    """Launch the workers with SIGINT ignored: they inherit that from their first
+    instruction (an ignored signal survives exec), so a Ctrl-C while they import prints no
+    tracebacks; the main process alone handles Ctrl-C (it is ignored during the launch)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)

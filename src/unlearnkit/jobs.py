@@ -4,16 +4,30 @@ A :class:`Job` is picklable (the benchmark travels as JSON), so an executor may 
 inline or in another process (:mod:`unlearnkit.executor`); :func:`run_job` finds the
 benchmark's context (:func:`unlearnkit.context.context_for`: the already prepared one
 when inline) and writes the job's cache entries itself.
+
+Same seed, same model, whatever the machine's load: every job runs with
+``torch.set_num_threads(JOB_THREADS)`` (one thread), inline or in a worker. A kernel's
+float reductions are split across threads, so a model trained with 2 threads differs
+from the same seed trained with 1; before this, inline jobs ran with all cores and
+worker jobs with cores // workers, and ``--workers`` changed the results.
+
+Each entry is built under its lock (:func:`unlearnkit.cache.entry_lock`) and checked
+again once the lock is held: an entry another process built meanwhile is read, not
+trained again; one that another process is building now is reported ``busy`` (the
+pipeline comes back to it with ``wait=True``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from . import cache as cache_mod
+from .atomic import Busy
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, context_for
 from .data.base import ImageSet
 from .data.loaders import TensorLoader, loader_seed
@@ -21,6 +35,7 @@ from .models import build_model, load_state, save_checkpoint
 from .train import init_model, predict_logits, train
 
 METHOD = "method"  # the kind of a method-run job
+JOB_THREADS = 1  # torch threads of every job: results must not depend on the load
 
 
 @dataclass(frozen=True)
@@ -36,17 +51,80 @@ class Job:
     method: str = ""
     config: object = None  # the method's resolved config (a MethodConfig)
     keep_models: bool = False
+    fingerprint: str = ""  # of the data (context.fingerprint): checked in the worker
+    concurrent: int = 1  # jobs run at once beside this one (1: alone, its time is honest)
+    wait: bool = False  # wait for entries another process is building (else report busy)
+
+
+@contextlib.contextmanager
+def pinned_threads(n: int = JOB_THREADS):
+    """Run the block with ``n`` torch threads, then restore the previous number."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_job(job: Job) -> list[dict]:
-    """Execute ``job`` (in any process) and write its cache entries; return their metadata."""
-    ctx = context_for(job.bench, job.cache_dir, job.data_root)
-    device = torch.device(job.device)
+    """Execute ``job`` (in any process) and write its cache entries; return their metadata.
+
+    One dict per seed: the new entry's metadata, or ``{"seed", "cached": True}`` when
+    another process built it meanwhile, or ``{"seed", "busy": pid}`` when another process
+    is building it now (only when ``job.wait`` is false).
+    """
+    with pinned_threads(JOB_THREADS):
+        ctx = context_for(job.bench, job.cache_dir, job.data_root, job.fingerprint or None)
+        device = torch.device(job.device)
+        with contextlib.ExitStack() as locks:
+            out, todo = [], []
+            for seed in job.seeds:
+                path = entry_path(ctx, job, seed)
+                try:
+                    locks.enter_context(cache_mod.entry_lock(path, wait=job.wait))
+                except Busy as busy:
+                    out.append({"seed": seed, "busy": busy.pid})
+                    continue
+                if entry_ready(ctx, job.kind, seed, path):
+                    out.append({"seed": seed, "cached": True})
+                else:
+                    todo.append(seed)
+            if todo:
+                out += _build(ctx, replace(job, seeds=tuple(todo)), device)
+        return out
+
+
+def _build(ctx: Context, job: Job, device: torch.device) -> list[dict]:
     if job.kind == METHOD:
         return [method_run(ctx, job, device)]
     if len(job.seeds) > 1:
         return train_fused(ctx, job, device)
-    return [train_one(ctx, job.kind, job.seeds[0], device)]
+    return [train_one(ctx, job.kind, job.seeds[0], device, concurrent=job.concurrent)]
+
+
+def entry_path(ctx: Context, job: Job, seed: int):
+    """The cache entry that ``job`` writes for ``seed``."""
+    if job.kind == METHOD:
+        return ctx.run_path(job.method, job.config.to_dict(), seed)
+    return ctx.model_path(job.kind, seed)
+
+
+def entry_ready(ctx: Context, kind: str, seed: int, path=None) -> bool:
+    """Whether the entry is cached and readable (for the original: its weights too)."""
+    path = path or ctx.model_path(kind, seed)
+    if cache_mod.load_outputs(path) is None:
+        return False
+    return not (kind == ORIGINAL and seed == ORIGINAL_SEED) or checkpoint_ok(ctx.original_path)
+
+
+def checkpoint_ok(path) -> bool:
+    """Whether ``path`` holds a readable state_dict (a truncated file does not)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
+        return False
+    return isinstance(state, dict) and len(state) > 0
 
 
 # ---------------------------------------------------------------- model outputs
@@ -70,7 +148,12 @@ def model_outputs(net: torch.nn.Module, ctx: Context, device, meta: dict) -> cac
 def load_original(ctx: Context, device) -> torch.nn.Module:
     """The original model (trained by ``pipeline.ensure_original``) on ``device``."""
     net = build_model(ctx.bench.model, ctx.source.num_classes)
-    state = torch.load(ctx.original_path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(ctx.original_path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise RuntimeError(
+            f"the cached original model {ctx.original_path} is unreadable "
+            f"({type(err).__name__}: {err}); run the command again: it is rebuilt") from None
     return load_state(net, state, source=str(ctx.original_path)).to(device)
 
 
@@ -81,7 +164,8 @@ def _train_data(ctx: Context, kind: str) -> ImageSet:
     return ctx.parts["retain"] if kind == RETRAIN else ctx.parts["train"]
 
 
-def train_one(ctx: Context, kind: str, seed: int, device: torch.device) -> dict:
+def train_one(ctx: Context, kind: str, seed: int, device: torch.device,
+              concurrent: int = 1) -> dict:
     """Train one model alone with the benchmark's recipe and cache its outputs."""
     b = ctx.bench
     net = init_model(b.model, seed, ctx.source.num_classes)
@@ -90,10 +174,12 @@ def train_one(ctx: Context, kind: str, seed: int, device: torch.device) -> dict:
     train(net, _train_data(ctx, kind), b.train, seed=seed, device=device,
           num_classes=ctx.source.num_classes, progress=False)
     _sync(device)
-    meta = {"kind": kind, "seed": seed, "seconds": time.perf_counter() - start, "fused": 1}
-    cache_mod.save_outputs(ctx.model_path(kind, seed), model_outputs(net, ctx, device, meta))
+    meta = {"kind": kind, "seed": seed, "seconds": time.perf_counter() - start, "fused": 1,
+            "threads": torch.get_num_threads(), "concurrent": concurrent}
+    outputs = model_outputs(net, ctx, device, meta)
     if kind == ORIGINAL and seed == ORIGINAL_SEED:
-        save_checkpoint(net, ctx.original_path)
+        save_checkpoint(net, ctx.original_path)  # before its outputs: see entry_ready
+    cache_mod.save_outputs(ctx.model_path(kind, seed), outputs)
     return meta
 
 
@@ -114,7 +200,8 @@ def train_fused(ctx: Context, job: Job, device: torch.device) -> list[dict]:
     for i, seed in enumerate(job.seeds):
         if job.kind == ORIGINAL and seed == ORIGINAL_SEED:
             save_checkpoint(states[i], ctx.original_path)  # before its outputs: see ensure_original
-        meta = {"kind": job.kind, "seed": seed, "seconds": seconds, "fused": len(job.seeds)}
+        meta = {"kind": job.kind, "seed": seed, "seconds": seconds, "fused": len(job.seeds),
+                "threads": torch.get_num_threads(), "concurrent": job.concurrent}
         out = cache_mod.Outputs(logits["forget"][i], logits["test"][i],
                                 logits["retain"][i].argmax(1), meta)
         cache_mod.save_outputs(ctx.model_path(job.kind, seed), out)
@@ -146,7 +233,8 @@ def method_run(ctx: Context, job: Job, device: torch.device) -> dict:
     net = run_method(job.method, net, *loaders, seed=seed, cfg=cfg, scenario_kind=ctx.split.kind)
     _sync(device)
     meta = {"kind": "method", "method": job.method, "seed": seed,
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start, "threads": torch.get_num_threads(),
+            "concurrent": job.concurrent}
     path = ctx.run_path(job.method, cfg.to_dict(), seed)
     cache_mod.save_outputs(path, model_outputs(net, ctx, device, meta))
     if job.keep_models:

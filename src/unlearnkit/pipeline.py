@@ -17,11 +17,18 @@ reuses a smaller one's models and two methods on one benchmark share them all.
 Each model is an independent job (:mod:`unlearnkit.jobs`) run by an executor
 (:mod:`unlearnkit.executor`). :func:`local_eval` and :func:`evaluate_states` return an
 :class:`EvalResult`, which :mod:`unlearnkit.report` writes out.
+
+Every check that needs no data (N, the methods, their hyperparameters, the scenario,
+the plan) runs in :func:`check_request` before the first training. Times are honest:
+each job runs with one thread (:data:`unlearnkit.jobs.JOB_THREADS`), and the time rule
+reads only runs that ran alone (reference 0 always; with ``--workers`` > 1 one method
+run is run alone first), see ``summary['timing']``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +37,7 @@ import numpy as np
 
 from . import cache as cache_mod
 from . import jobs
-from .benchmarks import Benchmark
+from .benchmarks import Benchmark, scenario_kind
 from .cache import Outputs
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, bench_json, prepare
 from .data.splits import Split
@@ -81,9 +88,52 @@ class EvalResult:
 # ---------------------------------------------------------------- jobs
 
 
+def note(text: str) -> None:
+    """Tell the person running the command (stderr, even with --quiet)."""
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+def check_plan(plan: Plan) -> None:
+    """Refuse a plan that cannot run, before any work."""
+    if plan.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {plan.workers}; give 1 to run inline")
+    if plan.fused < 1:
+        raise ValueError(f"--fused must be >= 1, got {plan.fused}")
+
+
+def check_request(bench: Benchmark, methods: list[str], overrides: dict | None = None
+                  ) -> dict:
+    """Every check of a local evaluation that needs no data, before the first training:
+    N, the scenario text, each method's name, scenarios and hyperparameters. Returns
+    each method's resolved config."""
+    from .methods import SCENARIO_WORDS, get_method, resolve_config
+    from .metrics.intervals import check_models
+
+    check_models(bench.num_models, "N")
+    kind = scenario_kind(bench.scenario)
+    cfgs = {}
+    for name in methods:
+        spec = get_method(name)
+        if kind not in spec.scenarios:
+            served = " and ".join(SCENARIO_WORDS[k] for k in spec.scenarios)
+            raise ValueError(
+                f"method {name!r} serves only {served}, but scenario {bench.scenario!r} of "
+                f"benchmark {bench.name!r} is {SCENARIO_WORDS[kind]} ({kind!r}); choose a "
+                f"method that serves it (`unlearnkit list`) or another --scenario")
+        cfgs[name] = resolve_config(name, {**bench.method_overrides.get(name, {}),
+                                           **(overrides or {})})
+    return cfgs
+
+
 def _job(ctx: Context, plan: Plan, kind: str, seeds, **extra) -> jobs.Job:
     return jobs.Job(bench_json(ctx.bench), str(cache_mod.cache_root(plan.cache_dir)),
-                    plan.data_root, plan.device, kind, tuple(seeds), **extra)
+                    plan.data_root, plan.device, kind, tuple(seeds),
+                    fingerprint=ctx.fingerprint, **extra)
+
+
+def _at_once(plan: Plan, n_jobs: int) -> int:
+    """How many jobs run at the same time (1: each runs alone)."""
+    return plan.workers if plan.executor is not None else max(1, min(plan.workers, n_jobs))
 
 
 def _missing(paths_by_seed: dict[int, Path], fresh: bool) -> list[int]:
@@ -92,28 +142,50 @@ def _missing(paths_by_seed: dict[int, Path], fresh: bool) -> list[int]:
     for seed, path in paths_by_seed.items():
         if fresh:
             path.unlink(missing_ok=True)
-        if cache_mod.load_outputs(path) is None:
+        if cache_mod.load_outputs(path, note=note) is None:
             out.append(seed)
     return out
 
 
 def _run(plan: Plan, todo: list[jobs.Job], desc: str) -> list[str]:
-    """Run the jobs ``todo``; return the errors (as text) of those that failed."""
-    errors = []
+    """Run the jobs ``todo``; return the errors (as text) of those that failed.
+
+    Entries that another process is building are waited for afterwards (then read, or
+    built here if that process died without them).
+    """
+    errors, busy, pids = [], [], set()
     for res in plan.make_executor().map(jobs.run_job, todo, desc=desc, progress=plan.progress):
         if res.error:
             errors.append(f"seeds {list(res.job.seeds)}: {res.error}")
+            continue
+        held = [m for m in res.value or [] if "busy" in m]
+        if held:
+            busy.append(dataclasses.replace(res.job, seeds=tuple(m["seed"] for m in held),
+                                            wait=True))
+            pids |= {str(m["busy"]) for m in held}
+    if busy:
+        n = sum(len(job.seeds) for job in busy)
+        note(f"{desc}: {n} model(s) are being built by another process (PID "
+             f"{', '.join(sorted(pids))}) sharing this cache; waiting for them rather than "
+             "training them twice")
+        errors += _run(plan, busy, f"{desc} (waiting)")
     return errors
 
 
 def ensure_original(ctx: Context, plan: Plan) -> None:
-    """Train and keep the original model (seed 0 of kind ``original``) if needed."""
-    if plan.fresh or not ctx.original_path.is_file() or \
-            cache_mod.load_outputs(ctx.model_path(ORIGINAL, ORIGINAL_SEED)) is None:
+    """Train and keep the original model (seed 0 of kind ``original``) if needed: also
+    when its weights file is unreadable (e.g. truncated)."""
+    if plan.fresh:
         ctx.original_path.unlink(missing_ok=True)
-        errors = _run(plan, [_job(ctx, plan, ORIGINAL, [ORIGINAL_SEED])], "original model")
-        if errors:
-            raise RuntimeError(f"training the original model failed: {errors[0]}")
+        ctx.model_path(ORIGINAL, ORIGINAL_SEED).unlink(missing_ok=True)
+    if jobs.entry_ready(ctx, ORIGINAL, ORIGINAL_SEED):
+        return
+    if ctx.original_path.is_file() and not jobs.checkpoint_ok(ctx.original_path):
+        note(f"the cached original model {ctx.original_path} is unreadable (truncated?); "
+             "it is trained again")
+    errors = _run(plan, [_job(ctx, plan, ORIGINAL, [ORIGINAL_SEED])], "original model")
+    if errors:
+        raise RuntimeError(f"training the original model failed: {errors[0]}")
 
 
 def ensure_models(ctx: Context, plan: Plan, kind: str, seeds: list[int], desc: str) -> None:
@@ -122,18 +194,39 @@ def ensure_models(ctx: Context, plan: Plan, kind: str, seeds: list[int], desc: s
     if not todo:
         return
     k = max(1, plan.fused)
-    errors = _run(plan, [_job(ctx, plan, kind, todo[i:i + k]) for i in range(0, len(todo), k)],
-                  desc)
+    chunks = [todo[i:i + k] for i in range(0, len(todo), k)]
+    at_once = _at_once(plan, len(chunks))
+    errors = _run(plan, [_job(ctx, plan, kind, c, concurrent=at_once) for c in chunks], desc)
     if errors:
         raise RuntimeError(f"{desc}: {len(errors)} job(s) failed; first: {errors[0]}")
 
 
+def _timed_alone(entry: Outputs | None) -> bool:
+    return entry is not None and entry.meta.get("concurrent", 1) == 1
+
+
 def ensure_runs(ctx: Context, plan: Plan, method: str, cfg, seeds: list[int]) -> list[str]:
     """Run the method (``cfg``: its resolved config) for the seeds not cached yet; return
-    the errors of failed runs."""
-    todo = _missing({s: ctx.run_path(method, cfg.to_dict(), s) for s in seeds}, plan.fresh)
-    return _run(plan, [_job(ctx, plan, jobs.METHOD, [s], method=method, config=cfg,
-                            keep_models=plan.keep_models) for s in todo], f"{method} runs")
+    the errors of failed runs.
+
+    When runs go several at once and no cached run of this method was timed alone, the
+    first one runs alone first: its time is the one the time rule reads.
+    """
+    paths = {s: ctx.run_path(method, cfg.to_dict(), s) for s in seeds}
+    todo = _missing(paths, plan.fresh)
+
+    def job(seed: int, at_once: int) -> jobs.Job:
+        return _job(ctx, plan, jobs.METHOD, [seed], method=method, config=cfg,
+                    keep_models=plan.keep_models, concurrent=at_once)
+
+    errors = []
+    cached = [cache_mod.load_outputs(paths[s]) for s in seeds if s not in todo]
+    if todo and _at_once(plan, len(todo)) > 1 and not any(_timed_alone(e) for e in cached):
+        alone = dataclasses.replace(plan, workers=1)
+        errors += _run(alone, [job(todo[0], 1)], f"{method} run {todo[0]} (timed alone)")
+        todo = todo[1:]
+    at_once = _at_once(plan, len(todo))
+    return errors + _run(plan, [job(s, at_once) for s in todo], f"{method} runs")
 
 
 def load_entries(paths: list[Path]) -> list[Outputs]:
@@ -152,7 +245,10 @@ def prepare_references(bench: Benchmark, plan: Plan) -> tuple[Context, dict]:
 
     Returns the context and the cached outputs of ``refs``, ``retrain`` and ``original``.
     """
+    check_plan(plan)
     ctx = prepare(bench, plan.cache_dir, plan.data_root, plan.progress)
+    for text in ctx.notes:
+        note(text)
     n = bench.num_models
     if n < 2:
         raise ValueError(f"num_models must be >= 2 (the metric compares N models), got {n}")
@@ -180,10 +276,9 @@ def prepare_references(bench: Benchmark, plan: Plan) -> tuple[Context, dict]:
 
 def local_eval(bench: Benchmark, method: str, overrides: dict | None, plan: Plan) -> EvalResult:
     """Evaluate ``method`` on ``bench`` (``summary['error']`` set if runs failed)."""
-    from .methods import resolve_config
-
     started = time.time()
-    cfg = resolve_config(method, {**bench.method_overrides.get(method, {}), **(overrides or {})})
+    check_plan(plan)
+    cfg = check_request(bench, [method], overrides)[method]
     hp = cfg.to_dict()
     ctx, sets = prepare_references(bench, plan)
     n = bench.num_models
@@ -196,6 +291,7 @@ def local_eval(bench: Benchmark, method: str, overrides: dict | None, plan: Plan
     else:
         runs = load_entries([ctx.run_path(method, hp, s) for s in range(n)])
         add_method(result, ctx, sets, runs)
+        result.summary["timing"] = timing(sets["refs"][:1], runs)
     add_intervals(result, ctx, sets, runs, workers=plan.workers)
     result.summary["wall_seconds"] = time.time() - started
     return result
@@ -229,7 +325,25 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
 
 
 def _seconds(entries: list[Outputs]) -> float:
-    return float(np.mean([e.meta.get("seconds", np.nan) for e in entries]))
+    """Mean wall time of the entries timed alone (of all of them when none was)."""
+    alone = [e for e in entries if _timed_alone(e)] or entries
+    return float(np.mean([e.meta.get("seconds", np.nan) for e in alone]))
+
+
+def timing(retrains: list[Outputs], runs: list[Outputs]) -> dict:
+    """How ``retrain_seconds`` and ``seconds_per_run`` were measured (``summary['timing']``)."""
+    alone = [e for e in runs if _timed_alone(e)]
+    threads = sorted({e.meta.get("threads") for e in retrains + runs} - {None})
+    return {
+        "measured": "alone" if alone and all(_timed_alone(e) for e in retrains) else "under load",
+        "how": "wall time of runs that had the machine's cores to themselves (no other job "
+               "at once), each job with a fixed number of torch threads; seconds_per_run is "
+               "the mean of the method runs timed alone, retrain_seconds reference 0's",
+        "method_runs_timed": len(alone) or len(runs),
+        "method_runs": len(runs),
+        "retrain_runs_timed": len(retrains),
+        "threads_per_job": threads[0] if len(threads) == 1 else threads,
+    }
 
 
 def score_oracles(ctx: Context, sets: dict, label: str, hp: dict) -> EvalResult:
@@ -277,8 +391,6 @@ def add_intervals(result: EvalResult, ctx: Context, sets: dict,
                   runs: list[Outputs] | None, workers: int = 1) -> None:
     """95% bootstrap intervals of the oracles' (and the method's) F and score, paired
     (:mod:`unlearnkit.metrics.intervals`), into ``result.summary['intervals']``."""
-    if ctx.bench.num_models < intervals.MIN_MODELS:  # TODO(issue 19 merge): refused earlier
-        return
     scored = {intervals.RETRAIN_ORACLE: (sets["retrain"], result.oracle_retrain),
               intervals.ORIGINAL_ORACLE: (sets["original"], result.oracle_original)}
     if runs is not None and result.method is not None:
