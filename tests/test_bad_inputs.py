@@ -84,7 +84,7 @@ def test_bad_csv_cell_is_refused_with_file_line_and_column(copy_of, tmp_path, ca
 def test_nan_person_in_forget_csv_is_refused_by_local_eval(copy_of, tmp_path, capsys):
     set_cell(copy_of, "forget", 0, "person_id", math.nan)
     err = fails(capsys, ["local-eval", "--bench", "competition", "--data", str(copy_of),
-                         "--cache", str(tmp_path / "cache"), "--models", "2", "--quiet",
+                         "--cache", str(tmp_path / "cache"), "--models", "4", "--quiet",
                          "--out", str(tmp_path / "run")])
     assert "forget.csv line 2" in err and "person_id is empty (NaN)" in err
     assert not (tmp_path / "run").exists()
@@ -130,7 +130,7 @@ def test_corrupt_competition_image_names_file_and_line(copy_of, tmp_path, capsys
     file = image_path(copy_of, image_id)
     corrupt(file, how)
     err = fails(capsys, ["local-eval", "--bench", "competition", "--data", str(copy_of),
-                         "--cache", str(tmp_path / "cache"), "--models", "2", "--quiet",
+                         "--cache", str(tmp_path / "cache"), "--models", "4", "--quiet",
                          "--out", str(tmp_path / "run")])
     assert err.startswith(f"error: {file} is not a readable image (")
     assert why in err

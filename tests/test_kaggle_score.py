@@ -47,11 +47,15 @@ def test_read_states_checks_the_zip(tmp_path):
 def test_score_submission_through_the_pipeline(tmp_path):
     data = tmp_path / "input"
     make_mock_competition(data, "digits", epochs=0, imbalance=0.5, progress=False)
-    zip_path = _zip(tmp_path, "submission", ["resnet18"] * 2)
+    too_few = _zip(tmp_path, "few", ["resnet18"] * 2)
+    assert main(["score-submission", str(too_few), "--data", str(data), "--cache",
+                 str(tmp_path / "cache"), "--quiet"]) == 2  # N >= 4: the metric's buckets
+    zip_path = _zip(tmp_path, "submission", ["resnet18"] * 4)
     out = tmp_path / "report.json"
     assert main(["score-submission", str(zip_path), "--data", str(data), "--cache",
                  str(tmp_path / "cache"), "--out", str(out), "--quiet"]) == 0
     report = json.loads(out.read_text())
-    assert report["num_models"] == 2 and 0.0 <= report["score"] <= 1.0
+    assert report["num_models"] == 4 and 0.0 <= report["score"] <= 1.0
+    assert report["intervals"]["method"]["score"]["low"] <= report["score"]
     assert {"retrain", "original"} <= set(report["oracles"])
     assert report["benchmark_config"]["train"]["epochs"] == 0  # the mock's own recipe
