@@ -129,6 +129,9 @@ def test_a_job_pins_its_threads_and_restores_them():
     (["--method", "finetune", "--models", "3"], ["N = 3", "--models 4"]),
     (["--method", "finetune", "--scenario", "random:2"], ["random:2"]),
     (["--method", "finetune", "--workers", "0"], ["--workers"]),
+    (["--method", "finetune", "--set", "epochs=-1"], ["finetune.epochs = -1", "[1, inf)",
+                                                     "Passes over the retain set"]),
+    (["--method", "finetune", "--set", "lr=-0.1"], ["finetune.lr = -0.1", "(0, inf)"]),
 ])
 def test_bad_requests_fail_before_any_work(tmp_path, monkeypatch, capsys, extra, words):
     bench = tmp_path / "tiny.yaml"
