@@ -98,7 +98,8 @@ def check_plan(plan: Plan) -> None:
     if plan.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {plan.workers}; give 1 to run inline")
     if plan.fused < 1:
-        raise ValueError(f"--fused must be >= 1, got {plan.fused}")
+        raise ValueError(f"--fused must be >= 1, got {plan.fused}; give 1 to train one model "
+                         "per job")
 
 
 def check_request(bench: Benchmark, methods: list[str], overrides: dict | None = None
@@ -316,8 +317,9 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
     for i, state in enumerate(states):
         net = load_state(build_model(bench.model, ctx.source.num_classes), state,
                          source=f"checkpoint {i}").to(plan.device)
-        runs.append(jobs.model_outputs(net, ctx, torch.device(plan.device),
-                                       {"kind": label, "seed": i, "seconds": float("nan")}))
+        with jobs.pinned_threads():  # the same outputs as a job's, whatever the machine
+            runs.append(jobs.model_outputs(net, ctx, torch.device(plan.device),
+                                           {"kind": label, "seed": i, "seconds": float("nan")}))
     result = score_oracles(ctx, sets, label, {})
     add_method(result, ctx, sets, runs)  # submissions carry no run time: seconds is NaN
     add_intervals(result, ctx, sets, runs, workers=plan.workers)
@@ -336,8 +338,8 @@ def timing(retrains: list[Outputs], runs: list[Outputs]) -> dict:
     threads = sorted({e.meta.get("threads") for e in retrains + runs} - {None})
     return {
         "measured": "alone" if alone and all(_timed_alone(e) for e in retrains) else "under load",
-        "how": "wall time of runs that had the machine's cores to themselves (no other job "
-               "at once), each job with a fixed number of torch threads; seconds_per_run is "
+        "how": "wall time of runs timed alone (no other job of this command running at "
+               "once), every job with the same number of torch threads; seconds_per_run is "
                "the mean of the method runs timed alone, retrain_seconds reference 0's",
         "method_runs_timed": len(alone) or len(runs),
         "method_runs": len(runs),
