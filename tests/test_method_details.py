@@ -19,6 +19,7 @@ from unlearnkit.methods import (
     register_method,
     resolve_config,
     run_method,
+    serves,
 )
 from unlearnkit.methods._common import (
     MethodConfig,
@@ -356,7 +357,7 @@ def test_a_registered_method_is_run_with_its_hyperparameters():
         registry._REGISTRY.pop("_test_scale", None)
 
 
-@pytest.mark.parametrize("name", [m for m in list_methods() if "class" in get_method(m).scenarios])
+@pytest.mark.parametrize("name", [m for m in list_methods() if "class" in serves(m)])
 def test_resnet18_checkpoint_stays_loadable(name):
     """The competition's network keeps its architecture and 10 outputs (every method,
     with its quick settings, on a class-removal toy set)."""
@@ -386,7 +387,7 @@ class _KaggleLikeSet(torch.utils.data.Dataset):
                 "age_group": self.labels[i], "age": 30, "person_id": 7}
 
 
-@pytest.mark.parametrize("name", [m for m in list_methods() if "sample" in get_method(m).scenarios])
+@pytest.mark.parametrize("name", [m for m in list_methods() if "sample" in serves(m)])
 def test_torch_dataloader_of_dicts(name):
     """A torch DataLoader of dict items (the Kaggle notebook's loaders) works as it is."""
     from torch.utils.data import DataLoader

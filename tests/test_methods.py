@@ -15,12 +15,12 @@ import torch.nn.functional as F
 
 from unlearnkit.data.base import ImageSet
 from unlearnkit.data.loaders import TensorLoader
-from unlearnkit.methods import get_method, list_methods, run_method
+from unlearnkit.methods import get_method, list_methods, run_method, serves
 from unlearnkit.methods.unsir import learn_noise
 from unlearnkit.models import build_model, load_state
 from unlearnkit.train import TrainConfig, init_model, predict_logits, train
 
-CASES = [(m, s) for m in list_methods() for s in get_method(m).scenarios]
+CASES = [(m, s) for m in list_methods() for s in serves(m)]
 FORGET_CLASS = 3
 
 
@@ -117,7 +117,7 @@ def test_method_unlearns(world, method, scenario):
 @pytest.mark.parametrize("method", list_methods())
 def test_method_accepts_tuple_batches(world, method):
     """Plain (x, y) batches in plain lists work as well as the competition's dict batches."""
-    scenario = get_method(method).scenarios[0]
+    scenario = serves(method)[0]
     net = _run(world, method, scenario, seed=0, tuples=True)
     assert not net.training
     load_state(build_model("small_cnn"), net.state_dict())

@@ -48,28 +48,18 @@ def scenario_kind(bench: Benchmark) -> str | None:
 
 def plan_methods(bench: Benchmark, names: list[str] | None, overrides: dict[str, dict],
                  kind: str) -> dict:
-    """``{method: resolved config}`` of the methods to rank: those asked for (all when
-    None) that serve ``kind``; every config is resolved and checked here, before work."""
-    from .methods import get_method, list_methods, resolve_config
+    """``{method: resolved config}`` of the methods to rank: those asked for (all that
+    serve ``kind`` when None), checked by :func:`unlearnkit.pipeline.check_request`."""
+    from .methods import list_methods, serves
+    from .pipeline import check_request
 
     unknown = sorted(set(overrides) - set(names or list_methods()))
     if unknown:
         raise ValueError(f"--set names method(s) {unknown} that are not on this leaderboard")
-    chosen = names or [m for m in list_methods() if kind in get_method(m).scenarios]
-    for name in chosen:
-        if kind not in get_method(name).scenarios:
-            raise ValueError(f"{name} does not serve this benchmark's {kind!r} scenario "
-                             f"({bench.scenario}); leave it out or use --methods all")
+    chosen = names or [m for m in list_methods() if kind in serves(m)]
     if not chosen:
         raise ValueError(f"no registered method serves the {kind!r} scenario of {bench.name}")
-    return {m: resolve_config(m, {**bench.method_overrides.get(m, {}), **overrides.get(m, {})})
-            for m in chosen}
-
-
-def _changed(cfg) -> dict:
-    """The fields of ``cfg`` that differ from its class's defaults."""
-    default = type(cfg)().to_dict()
-    return {k: v for k, v in cfg.to_dict().items() if default[k] != v}
+    return check_request(bench, chosen, per_method=overrides)
 
 
 def run_leaderboard(bench: Benchmark, plan: Plan, methods: list[str] | None = None,
@@ -120,7 +110,7 @@ def _rows(base, ctx, sets, configs, runs, scored, errors, workers) -> dict:
     rows = []
     for name, (entries, s) in all_scored.items():
         i = iv[name]
-        row = Row(name, _changed(configs[name]) if name in configs else {},
+        row = Row(name, configs[name].changed() if name in configs else {},
                   i["forget_quality"], i["score"], i.get("fraction_of_retrain_oracle"),
                   i.get("minus_original_oracle"), i.get("distinguishable_from_original"),
                   accuracy={"retain": s.retain_acc, "test": s.test_acc, "forget": s.forget_acc})
@@ -129,7 +119,7 @@ def _rows(base, ctx, sets, configs, runs, scored, errors, workers) -> dict:
             row.seconds_per_run, row.time_fraction_of_retrain = per_run, per_run / retrain_s
         rows.append(row)
     rows.sort(key=lambda r: -r.score["value"])
-    rows += [Row(name, _changed(configs[name]), error=err) for name, err in errors.items()]
+    rows += [Row(name, configs[name].changed(), error=err) for name, err in errors.items()]
     return {"rows": rows, "oracle_gap": iv.get("oracle_gap"), "bootstrap": iv["bootstrap"]}
 
 

@@ -170,6 +170,11 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def changed(self) -> dict:
+        """The fields whose values differ from the class's defaults (what a report names)."""
+        default = type(self)().to_dict()
+        return {k: v for k, v in self.to_dict().items() if v != default[k]}
+
     @classmethod
     def describe(cls) -> list[tuple[str, str, str, str]]:
         """``(name, default, accepted values, docstring)`` for every field."""

@@ -102,27 +102,24 @@ def check_plan(plan: Plan) -> None:
                          "per job")
 
 
-def check_request(bench: Benchmark, methods: list[str], overrides: dict | None = None
-                  ) -> dict:
+def check_request(bench: Benchmark, methods: list[str], overrides: dict | None = None,
+                  per_method: dict[str, dict] | None = None) -> dict:
     """Every check of a local evaluation that needs no data, before the first training:
-    N, the scenario text, each method's name, scenarios and hyperparameters. Returns
-    each method's resolved config."""
-    from .methods import SCENARIO_WORDS, get_method, resolve_config
+    N, the scenario text, each method's name, hyperparameters and scenarios. Returns
+    each method's resolved config: defaults, its YAML, the benchmark's overrides, then
+    ``overrides`` (for every method) and ``per_method[name]``."""
+    from .methods import check_serves, resolve_config
     from .metrics.intervals import check_models
 
     check_models(bench.num_models, "N")
     kind = scenario_kind(bench.scenario)
+    where = f"scenario {bench.scenario!r} of benchmark {bench.name!r}"
     cfgs = {}
     for name in methods:
-        spec = get_method(name)
-        if kind not in spec.scenarios:
-            served = " and ".join(SCENARIO_WORDS[k] for k in spec.scenarios)
-            raise ValueError(
-                f"method {name!r} serves only {served}, but scenario {bench.scenario!r} of "
-                f"benchmark {bench.name!r} is {SCENARIO_WORDS[kind]} ({kind!r}); choose a "
-                f"method that serves it (`unlearnkit list`) or another --scenario")
         cfgs[name] = resolve_config(name, {**bench.method_overrides.get(name, {}),
-                                           **(overrides or {})})
+                                           **(overrides or {}),
+                                           **(per_method or {}).get(name, {})})
+        check_serves(name, cfgs[name], kind, where)
     return cfgs
 
 

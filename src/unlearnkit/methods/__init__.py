@@ -162,20 +162,28 @@ def _check_not_empty(forget_loader) -> None:
         )
 
 
-def _check_scenario(spec: MethodSpec, scenario_kind: str | None) -> None:
-    """Raise when ``scenario_kind`` is unknown or not served by ``spec``."""
+def check_serves(name: str, cfg: MethodConfig | None, scenario_kind: str | None,
+                 where: str = "this forget set") -> None:
+    """Raise, saying what to do, when method ``name`` run with ``cfg`` (its defaults when
+    None) cannot serve ``scenario_kind`` ('sample' or 'class'; None: not known yet)."""
     if scenario_kind is None:
         return
     if scenario_kind not in SCENARIOS:
         raise ValueError(f"scenario_kind must be one of {SCENARIOS}, got {scenario_kind!r}")
-    if scenario_kind not in spec.scenarios:
-        served = " and ".join(SCENARIO_WORDS[s] for s in spec.scenarios)
+    served = serves(name, cfg)
+    if scenario_kind not in served:
+        words = " and ".join(SCENARIO_WORDS[s] for s in served) or "no scenario"
         raise ValueError(
-            f"{spec.name} serves only {served} (scenario {'/'.join(spec.scenarios)!r}), "
-            f"but this forget set is a {scenario_kind!r} scenario "
-            f"({SCENARIO_WORDS[scenario_kind]}); choose a method that serves it "
-            f"(see list_methods())"
+            f"{name} serves only {words} ({'/'.join(served) or 'none'}), but "
+            f"{where} is {SCENARIO_WORDS[scenario_kind]} ({scenario_kind!r}); choose a "
+            f"method that serves it (`unlearnkit list`)"
         )
+
+
+def serves(name: str, cfg: MethodConfig | None = None) -> tuple[str, ...]:
+    """The scenarios method ``name`` serves when run with ``cfg`` (its defaults when None)."""
+    spec = get_method(name)
+    return (spec.config() if cfg is None else cfg).served_scenarios(spec.scenarios)
 
 
 def run_method(name: str, net: nn.Module, retain_loader, forget_loader, val_loader=None, *,
@@ -189,12 +197,12 @@ def run_method(name: str, net: nn.Module, retain_loader, forget_loader, val_load
     the method draws its own randomness (subsamples, data order) from ``seed``.
     """
     spec = get_method(name)
-    _check_scenario(spec, scenario_kind)
     cfg = spec.config() if cfg is None else cfg
     if not isinstance(cfg, spec.config):
         raise TypeError(f"cfg of method {name!r} must be a {spec.config.__name__}, "
                         f"got {type(cfg).__name__}; build it with resolve_config({name!r}, ...)")
-    if spec.needs_forget:
+    check_serves(name, cfg, scenario_kind)
+    if cfg.uses_forget(spec.needs_forget):
         _check_not_empty(forget_loader)
     torch.manual_seed(seed)
     return spec.fn(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
@@ -203,10 +211,12 @@ def run_method(name: str, net: nn.Module, retain_loader, forget_loader, val_load
 __all__ = [
     "SCENARIOS",
     "MethodConfig",
+    "check_serves",
     "MethodSpec",
     "get_method",
     "list_methods",
     "register_method",
     "resolve_config",
     "run_method",
+    "serves",
 ]

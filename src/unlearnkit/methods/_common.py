@@ -34,6 +34,16 @@ class MethodConfig(Config):
     progress: bool = False
     """Show tqdm progress bars (off by default: methods print nothing)."""
 
+    def served_scenarios(self, registered: tuple[str, ...]) -> tuple[str, ...]:
+        """The scenarios a run with this config serves: the ``registered`` ones (a
+        config that delegates to other methods, like a mixture's, narrows them)."""
+        return registered
+
+    def uses_forget(self, registered: bool) -> bool:
+        """Whether a run with this config reads the forget set (``registered``: what the
+        method declared; a mixture needs it when any of its components does)."""
+        return registered
+
 
 def generator(seed: int, salt: int = 0) -> torch.Generator:
     """A CPU generator for one run (``salt`` separates independent streams)."""

@@ -160,16 +160,13 @@ def check_method(name: str, hyperparameters: dict):
     The competition forgets the images of 15 people: a 'sample' scenario. Methods that
     only remove whole classes cannot serve it.
     """
-    from unlearnkit.methods import get_method, list_methods, resolve_config
+    from unlearnkit.methods import check_serves, list_methods, resolve_config, serves
 
     if not isinstance(hyperparameters, dict):
         raise ValueError(f"HYPERPARAMETERS must be a dict, got {type(hyperparameters).__name__}")
-    spec = get_method(name)  # raises for an unknown name, listing the valid ones
-    if "sample" not in spec.scenarios:
-        usable = [m for m in list_methods() if "sample" in get_method(m).scenarios]
-        raise ValueError(
-            f"method {name!r} serves only {'/'.join(spec.scenarios)} scenarios, but the "
-            f"competition's forget set is sample-level (the images of 15 people). Choose one "
-            f"of: {', '.join(usable)}"
-        )
-    return resolve_config(name, hyperparameters)
+    cfg = resolve_config(name, hyperparameters)  # an unknown name lists the valid ones
+    if "sample" not in serves(name, cfg):
+        usable = [m for m in list_methods() if "sample" in serves(m)]
+        check_serves(name, cfg, "sample", where="the competition's forget set (the images of "
+                     f"15 people; methods that serve it: {', '.join(usable)})")
+    return cfg
