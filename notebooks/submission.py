@@ -10,6 +10,8 @@
 # The configuration: the only cell to edit (unlearnkit submission notebook; see below).
 METHOD = "bad_teacher"  # a registered method serving sample-level forgetting
 HYPERPARAMETERS = {}  # overrides of the method's published defaults, e.g. {"lr": 1e-4}
+# a mixture splits the checkpoints between methods (checkpoint i runs one, by share), e.g.
+# METHOD, HYPERPARAMETERS = "mixture", {"shares": {"reinit_lowgrad": 0.5, "perturb_finetune": 0.5}}
 NUM_CHECKPOINTS = 512  # unlearning runs, one checkpoint each (the competition wants 512)
 TIME_BUDGET_HOURS = 7.5  # the whole notebook's budget; Kaggle stops it at 8 hours
 GUARD_AFTER_RUNS = 3  # the time guard's first projection comes after this many runs
