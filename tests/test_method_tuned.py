@@ -1,0 +1,99 @@
+"""The seed methods' tuned variants: shrink-and-perturb does what it says, a variant with
+its additions switched off is exactly the published method, and the published settings
+are untouched."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from method_fixtures import dict_batches, one_thread  # noqa: F401
+
+from unlearnkit.methods import get_method, resolve_config, run_method
+from unlearnkit.methods._common import generator
+from unlearnkit.methods._tuned import perturbed_weights, shrink_perturb
+from unlearnkit.models import build_model
+
+VARIANTS = {"bad_teacher_tuned": ("bad_teacher", "sample"), "unsir_tuned": ("unsir", "sample"),
+            "linear_filtration_tuned": ("linear_filtration", "class")}
+OFF = {"shrink": 1.0, "perturb": 0.0, "polish_epochs": 0}
+
+
+def _net():
+    torch.manual_seed(0)
+    return build_model("small_cnn")
+
+
+def test_shrink_without_noise_scales_every_conv_and_linear_weight():
+    net = _net()
+    before = [w.clone() for w in perturbed_weights(net)]
+    bn = copy.deepcopy([m.weight for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+    shrink_perturb(net, 0.5, 0.0, generator(0))
+    after = perturbed_weights(net)
+    assert len(after) >= 3
+    assert all(torch.allclose(a, 0.5 * b) for a, b in zip(after, before))
+    bn_after = [m.weight for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(a, b) for a, b in zip(bn_after, bn)), "BatchNorm must be left alone"
+
+
+def test_the_noise_is_scaled_to_each_tensors_spread_and_seeded():
+    net, twin = _net(), _net()
+    before = [w.clone() for w in perturbed_weights(net)]
+    shrink_perturb(net, 1.0, 0.5, generator(3))
+    shrink_perturb(twin, 1.0, 0.5, generator(3))
+    for b, a, t in zip(before, perturbed_weights(net), perturbed_weights(twin)):
+        assert torch.equal(a, t), "same seed, same noise"
+        if b.numel() > 100:
+            ratio = float((a - b).detach().std() / b.std().detach())
+            assert 0.4 < ratio < 0.6, ratio
+    other = _net()
+    shrink_perturb(other, 1.0, 0.5, generator(4))
+    assert not torch.equal(perturbed_weights(other)[0], perturbed_weights(net)[0])
+
+
+def _loaders(scenario):
+    if scenario == "class":
+        retain = dict_batches([i % 10 for i in range(60) if i % 10 != 3], seed=1, size=16)
+        forget = dict_batches([3] * 12, seed=2, size=16)
+    else:
+        retain = dict_batches([i % 10 for i in range(48)], seed=1, size=16)
+        forget = dict_batches([i % 10 for i in range(8)], seed=2, size=16)
+    return retain, forget, dict_batches([i % 10 for i in range(20)], seed=5, size=16)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_variant_with_its_additions_off_is_the_published_method(variant):
+    published, scenario = VARIANTS[variant]
+    quick = get_method(published).config.quick().changed()
+    start = _net().state_dict()
+    out = {}
+    for name, cfg in ((published, resolve_config(published, quick)),
+                      (variant, resolve_config(variant, {**quick, **OFF}))):
+        net = _net()
+        net.load_state_dict(copy.deepcopy(start))
+        out[name] = run_method(name, net, *_loaders(scenario), seed=2, cfg=cfg,
+                               scenario_kind=scenario).state_dict()
+    a, b = out[published], out[variant]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_the_published_defaults_are_untouched(variant):
+    published, _ = VARIANTS[variant]
+    base = get_method(published).config().to_dict()
+    tuned = get_method(variant).config().to_dict()
+    assert {k: tuned[k] for k in base} == base
+    assert set(tuned) - set(base) == {"shrink", "perturb", "polish_epochs", "polish_lr"}, \
+        "a variant's field may not shadow one of the published method's"
+
+
+def test_deterministic_linear_filtration_varies_by_seed_when_tuned():
+    retain, forget, val = _loaders("class")
+    nets = []
+    for seed in (0, 1):
+        net = _net()
+        cfg = resolve_config("linear_filtration_tuned", {"polish_epochs": 0})
+        nets.append(run_method("linear_filtration_tuned", net, retain, forget, val, seed=seed,
+                               cfg=cfg, scenario_kind="class").state_dict())
+    assert any(not torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
