@@ -11,7 +11,7 @@ import torch
 from unlearnkit.cli import main
 from unlearnkit.kaggle.mock import make_mock_competition
 from unlearnkit.kaggle.runtime import checkpoints as ck
-from unlearnkit.kaggle.score import read_states
+from unlearnkit.kaggle.score import read_states, summary_lines
 from unlearnkit.models import build_model, save_checkpoint
 
 
@@ -59,3 +59,7 @@ def test_score_submission_through_the_pipeline(tmp_path):
     assert report["intervals"]["method"]["score"]["low"] <= report["score"]
     assert {"retrain", "original"} <= set(report["oracles"])
     assert report["benchmark_config"]["train"]["epochs"] == 0  # the mock's own recipe
+    lines = summary_lines(report)
+    low, high = (report["intervals"]["method"]["score"][k] for k in ("low", "high"))
+    assert f"score {report['score']:.4f} [{low:.4f}, {high:.4f}]" in lines[1]
+    assert "original oracle (no unlearning)" in lines[-1]

@@ -28,6 +28,7 @@ run is run alone first), see ``summary['timing']``.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import numpy as np
 
 from . import cache as cache_mod
 from . import jobs
+from .atomic import atomic_path
 from .benchmarks import Benchmark, scenario_kind
 from .cache import Outputs
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, bench_json, prepare
@@ -211,6 +213,8 @@ def ensure_runs(ctx: Context, plan: Plan, method: str, cfg, seeds: list[int]) ->
     first one runs alone first: its time is the one the time rule reads.
     """
     paths = {s: ctx.run_path(method, cfg.to_dict(), s) for s in seeds}
+    if not plan.fresh:
+        _reuse_delegated(ctx, cfg, paths)
     todo = _missing(paths, plan.fresh)
 
     def job(seed: int, at_once: int) -> jobs.Job:
@@ -225,6 +229,19 @@ def ensure_runs(ctx: Context, plan: Plan, method: str, cfg, seeds: list[int]) ->
         todo = todo[1:]
     at_once = _at_once(plan, len(todo))
     return errors + _run(plan, [job(s, at_once) for s in todo], f"{method} runs")
+
+
+def _reuse_delegated(ctx: Context, cfg, paths: dict[int, Path]) -> None:
+    """Fill missing entries of a config whose run is another method's run with the same
+    seed (a mixture's component, ``cfg.delegate``) from that method's cached entry."""
+    for seed, path in paths.items():
+        target = cfg.delegate(seed)
+        if target is None:
+            return
+        source = ctx.run_path(target[0], target[1].to_dict(), seed)
+        if not path.exists() and cache_mod.load_outputs(source) is not None:
+            with atomic_path(path) as tmp:
+                shutil.copyfile(source, tmp)
 
 
 def load_entries(paths: list[Path]) -> list[Outputs]:

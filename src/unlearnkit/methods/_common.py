@@ -39,6 +39,11 @@ class MethodConfig(Config):
         config that delegates to other methods, like a mixture's, narrows them)."""
         return registered
 
+    def delegate(self, seed: int) -> tuple[str, MethodConfig] | None:
+        """``(method, config)`` whose run with ``seed`` *is* this config's run with that
+        seed (a mixture's component), so a cached run of it can be reused; None here."""
+        return None
+
     def uses_forget(self, registered: bool) -> bool:
         """Whether a run with this config reads the forget set (``registered``: what the
         method declared; a mixture needs it when any of its components does)."""

@@ -8,7 +8,8 @@ from 0) goes to the component with the largest deficit ``share * (i + 1) - runs 
 changes nothing), so every prefix of the runs matches the shares to within
 one run, and the same index always picks the same component. That component then runs
 exactly as on its own with the same seed (``run_method`` with its resolved config), so a
-mixture's run ``i`` is the component's run ``i``.
+mixture's run ``i`` is the component's run ``i``: the harness reuses the component's
+cached run instead of running it again (``MethodConfig.delegate``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ class MixtureConfig(MethodConfig):
         from . import resolve_config
 
         return resolve_config(name, self.settings.get(name, {}))
+
+    def delegate(self, seed: int) -> tuple[str, MethodConfig]:
+        name = self.component(seed)
+        return name, self.component_config(name)
 
     def served_scenarios(self, registered: tuple[str, ...]) -> tuple[str, ...]:
         from . import serves
@@ -142,6 +147,6 @@ def mixture(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: i
     """Run the component that run number ``seed`` is assigned to."""
     from . import run_method
 
-    name = cfg.component(seed)
+    name, component_cfg = cfg.delegate(seed)
     return run_method(name, net, retain_loader, forget_loader, val_loader, seed=seed,
-                      cfg=cfg.component_config(name))
+                      cfg=component_cfg)
