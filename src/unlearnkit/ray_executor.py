@@ -22,6 +22,7 @@ Ray is an optional extra (``pip install -e .[ray]``); nothing else imports this 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -135,6 +136,16 @@ def check_visible(job) -> None:
                          "a shared folder")
 
 
+def for_workers(job):
+    """``job`` with absolute cache and data paths (a worker does not start in the driver's
+    folder, nor see its environment: ``$UNLEARNKIT_DATA`` travels as the data root)."""
+    if not dataclasses.is_dataclass(job) or not hasattr(job, "cache_dir"):
+        return job
+    data = getattr(job, "data_root", None) or os.environ.get("UNLEARNKIT_DATA")
+    return dataclasses.replace(job, cache_dir=os.path.abspath(job.cache_dir),
+                               data_root=os.path.abspath(data) if data else None)
+
+
 def _task(fn: Callable, job) -> JobResult:
     """A job in a Ray worker: check the shared folders, pin threads, run it."""
     import torch
@@ -176,7 +187,7 @@ class RayExecutor:
         for job in jobs:
             opts = resources(job, self.gpus_per_job)
             ref = task.options(max_retries=self.max_retries, retry_exceptions=False,
-                               **opts).remote(fn, job)
+                               **opts).remote(fn, for_workers(job))
             pending[ref] = job
         bar = tqdm(total=len(jobs), desc=f"{desc} (ray)", disable=not progress)
         try:
@@ -186,9 +197,15 @@ class RayExecutor:
                     res = self._result(ray, ref, pending.pop(ref))
                     bar.update()
                     yield res
+        except KeyboardInterrupt:
+            cancel(ray, list(pending))
+            pending.clear()
+            if _started_here:  # the caller may leave with os._exit: stop the instance now
+                disconnect()
+            raise
         finally:
             bar.close()
-            if pending:
+            if pending:  # the caller stopped reading
                 cancel(ray, list(pending))
 
     def _result(self, ray, ref, job) -> JobResult:
