@@ -182,10 +182,13 @@ class RayExecutor:
         if not jobs:
             return
         ray = connect(self.address, self.num_cpus)
-        task = ray.remote(_task)
+        # a GPU task gets a fresh worker process (max_calls=1): a process keeps the GPU it
+        # first initialised, whatever GPU Ray hands its next task
+        tasks = {False: ray.remote(_task), True: ray.remote(num_gpus=1, max_calls=1)(_task)}
         pending = {}
         for job in jobs:
             opts = resources(job, self.gpus_per_job)
+            task = tasks["num_gpus" in opts]
             ref = task.options(max_retries=self.max_retries, retry_exceptions=False,
                                **opts).remote(fn, for_workers(job))
             pending[ref] = job
