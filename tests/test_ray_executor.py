@@ -143,6 +143,7 @@ def write_slowly(job):
 # ---------------------------------------------------------------- same models, resume
 
 
+@pytest.mark.slow
 def test_resume_across_executors_gives_the_process_executors_models(
         ray_local, bench, process_cache, tmp_path, monkeypatch):
     """Half the models by the process executor (then Ctrl-C), the rest by Ray: every
@@ -291,8 +292,10 @@ def test_gpu_shares():
     assert resources(job, 0.5)["num_gpus"] == 0.5
     assert resources(dataclasses.replace(job, seeds=(0, 1)))["num_gpus"] == 1.0
     assert "num_gpus" not in resources(dataclasses.replace(job, device="cpu"))
-    with pytest.raises(ValueError, match="gpus-per-job"):
-        RayExecutor(gpus_per_job=1.5)
+    for bad in (1.5, 0, -1):
+        with pytest.raises(ValueError, match="gpus-per-job"):
+            RayExecutor(gpus_per_job=bad)
+    assert RayExecutor(gpus_per_job=2).gpus_per_job == 2
 
 
 # ---------------------------------------------------------------- the default path

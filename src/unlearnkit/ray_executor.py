@@ -163,8 +163,8 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, gpus_per_job: float | None = None,
                  num_cpus: int | None = None, max_retries: int = MAX_RETRIES):
-        if gpus_per_job is not None and not (0 < gpus_per_job <= 1 or
-                                             float(gpus_per_job).is_integer()):
+        if gpus_per_job is not None and (gpus_per_job <= 0 or (
+                gpus_per_job > 1 and not float(gpus_per_job).is_integer())):
             raise ValueError(f"--gpus-per-job must be in (0, 1] or a whole number, got "
                              f"{gpus_per_job}")
         self.address, self.gpus_per_job = address, gpus_per_job
