@@ -9,7 +9,7 @@ METHOD ?= bad_teacher
 ARGS   ?=
 WORKERS ?= 2
 
-.PHONY: setup test test-fast local-eval lint notebook kaggle-local submit clean-cache
+.PHONY: setup setup-ray test test-fast local-eval lint notebook kaggle-local submit clean-cache
 
 ## setup: create .venv from requirements.txt and install the package (near-instant when done)
 setup: $(STAMP)
@@ -19,6 +19,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
+
+## setup-ray: also install the Ray extra (--executor ray; its tests skip without it)
+setup-ray: $(VENV)/.installed-ray
+
+$(VENV)/.installed-ray: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[ray]"
+	@touch $@
 
 ## test: the whole test suite (CIFAR-10 tests run when UNLEARNKIT_DATA points at CIFAR-10)
 test: setup

@@ -17,6 +17,26 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def add_executor_options(p) -> None:
+    """``--executor``, ``--address``, ``--gpus-per-job``: where the jobs run."""
+    g = p.add_argument_group("executor")
+    g.add_argument("--executor", choices=["process", "ray"], default="process",
+                   help="process: local worker processes (--workers); ray: Ray tasks on a "
+                   "local instance sized to this machine, or on the cluster at --address "
+                   "(needs the extra: pip install -e .[ray]; --workers is then unused)")
+    g.add_argument("--address", help="Ray cluster to join (HOST:PORT of `ray start --head`); "
+                   "its nodes must see --cache and --data at the same paths")
+    g.add_argument("--gpus-per-job", type=float, metavar="G",
+                   help="under Ray, the GPU share of a one-model CUDA job (default 0.25; a "
+                   "fused chunk takes a whole GPU)")
+
+
+def executor_fields(args) -> dict:
+    """The Plan fields that ``add_executor_options`` set."""
+    return {"engine": args.executor, "address": args.address,
+            "gpus_per_job": args.gpus_per_job}
+
+
 def add_local_eval(sub) -> None:
     p = sub.add_parser("local-eval", help="score a method with the competition metric, locally",
                        description="Train (or read from the cache) the original, N references "
@@ -40,6 +60,7 @@ def add_local_eval(sub) -> None:
     p.add_argument("--keep-models", action="store_true",
                    help="also keep each unlearned model's weights in the cache")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_options(p)
     p.set_defaults(func=cmd_local_eval)
 
 
@@ -72,7 +93,7 @@ def cmd_local_eval(args) -> int:
     fused = args.fused or (32 if device == "cuda" else 1)
     plan = Plan(device=device, workers=args.workers, fused=fused, cache_dir=args.cache,
                 data_root=args.data, fresh=args.fresh, keep_models=args.keep_models,
-                progress=not args.quiet)
+                progress=not args.quiet, **executor_fields(args))
     check_plan(plan)
     check_request(bench, methods, overrides)  # every method, before the first training
     failed = 0
@@ -119,6 +140,7 @@ def add_leaderboard(sub) -> None:
     p.add_argument("--set", action="append", metavar="METHOD.KEY=VALUE",
                    help="a method's hyperparameter override (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_options(p)
     p.set_defaults(func=cmd_leaderboard)
 
 
@@ -137,7 +159,7 @@ def cmd_leaderboard(args) -> int:
     device = args.device or _default_device()
     plan = Plan(device=device, workers=args.workers,
                 fused=args.fused or (32 if device == "cuda" else 1), cache_dir=args.cache,
-                data_root=args.data, progress=not args.quiet)
+                data_root=args.data, progress=not args.quiet, **executor_fields(args))
     lb = run_leaderboard(bench, plan, names, parse_method_assignments(args.set))
     command = "unlearnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = write_leaderboard(lb, args.out or Path("runs") / f"leaderboard-{bench.name}", command)
@@ -154,6 +176,7 @@ def add_train_original(sub) -> None:
     p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
     p.add_argument("--out", help="also copy the checkpoint here")
     p.add_argument("--fresh", action="store_true")
+    add_executor_options(p)
     p.set_defaults(func=cmd_train_original)
 
 
@@ -164,12 +187,13 @@ def cmd_train_original(args) -> int:
     from .cache import load_outputs
     from .context import ORIGINAL, ORIGINAL_SEED, prepare
     from .jobs import load_original
-    from .pipeline import Plan, ensure_original
+    from .pipeline import Plan, check_plan, ensure_original
     from .train import accuracy
 
     bench = load_benchmark(args.bench)
     plan = Plan(device=args.device or _default_device(), cache_dir=args.cache,
-                data_root=args.data, fresh=args.fresh)
+                data_root=args.data, fresh=args.fresh, **executor_fields(args))
+    check_plan(plan)
     ctx = prepare(bench, plan.cache_dir, plan.data_root, plan.progress)
     for text in ctx.notes:
         print(f"note: {text}", file=sys.stderr)

@@ -65,10 +65,19 @@ class Plan:
     fresh: bool = False
     keep_models: bool = False
     progress: bool = True
-    executor: object = field(default=None, repr=False)
+    executor: object = field(default=None, repr=False)  # an executor object (tests, tools)
+    engine: str = "process"  # process | ray (unlearnkit.ray_executor, imported only then)
+    address: str | None = None  # the Ray cluster to join (None: a local instance)
+    gpus_per_job: float | None = None  # a one-model CUDA job's share of a GPU under Ray
 
     def make_executor(self):
-        return self.executor or LocalExecutor(self.workers)
+        if self.executor is not None:
+            return self.executor
+        if self.engine == "ray":
+            from .ray_executor import RayExecutor
+
+            return RayExecutor(self.address, gpus_per_job=self.gpus_per_job)
+        return LocalExecutor(self.workers)
 
 
 @dataclass
@@ -102,6 +111,18 @@ def check_plan(plan: Plan) -> None:
     if plan.fused < 1:
         raise ValueError(f"--fused must be >= 1, got {plan.fused}; give 1 to train one model "
                          "per job")
+    if plan.engine not in ("process", "ray"):
+        raise ValueError(f"--executor must be process or ray, got {plan.engine!r}")
+    if plan.engine != "ray" and (plan.address or plan.gpus_per_job):
+        raise ValueError("--address and --gpus-per-job are for the Ray executor; add "
+                         "--executor ray")
+    if plan.engine == "ray" and plan.executor is None:
+        from .ray_executor import check_address, import_ray
+
+        import_ray()  # installed? (else: which extra to install)
+        plan.make_executor()  # its settings are valid?
+        if plan.address:
+            check_address(plan.address)  # answers? (else an error in seconds, not a hang)
 
 
 def check_request(bench: Benchmark, methods: list[str], overrides: dict | None = None,
@@ -133,7 +154,10 @@ def _job(ctx: Context, plan: Plan, kind: str, seeds, **extra) -> jobs.Job:
 
 def _at_once(plan: Plan, n_jobs: int) -> int:
     """How many jobs run at the same time (1: each runs alone)."""
-    return plan.workers if plan.executor is not None else max(1, min(plan.workers, n_jobs))
+    if plan.executor is not None:
+        return plan.workers
+    slots = plan.make_executor().slots() if plan.engine == "ray" else plan.workers
+    return max(1, min(slots, n_jobs))
 
 
 def _missing(paths_by_seed: dict[int, Path], fresh: bool) -> list[int]:
