@@ -237,7 +237,8 @@ def cmd_tune(args) -> int:
               f"[{d['low']:+.4f}, {d['high']:+.4f}]{'  (moved)' if d['moved'] else ''}")
     if r["disagreement"]["disagree"]:
         print("the held-out re-score disagrees with the tuned score beyond the interval")
-    print(f"best (trial {best['number']}): " + ", ".join(f"{k}={v}" for k, v in best["settings"].items()))
+    print(f"best (trial {best['number']}): "
+          + ", ".join(f"{k}={v}" for k, v in best["settings"].items()))
     print(f"best config: {out / 'best.yaml'}\nreport: {out / 'report.md'}")
     return 0
 

@@ -34,8 +34,17 @@ from .cache import Outputs
 from .context import RETRAIN, Context, bench_folder
 from .metrics import intervals
 from .metrics.model_sets import confidences, model_set, score_against
-from .pipeline import (TIME_RULE, Plan, _seconds, check_plan, check_request, ensure_runs,
-                       load_entries, note, prepare_references)
+from .pipeline import (
+    TIME_RULE,
+    Plan,
+    _seconds,
+    check_plan,
+    check_request,
+    ensure_runs,
+    load_entries,
+    note,
+    prepare_references,
+)
 
 STUDIES_DIR = Path("data") / "studies"
 RESAMPLES, MODEL_DRAWS = intervals.RESAMPLES, intervals.MODEL_DRAWS  # of the final intervals
@@ -126,8 +135,8 @@ def open_study(req: TuneRequest, storage):
     wrong = {k: (have.get(k), meta[k]) for k in META if have.get(k) != meta[k]}
     if wrong:
         told = ", ".join(f"{k} {a!r} (asked: {b!r})" for k, (a, b) in wrong.items())
-        raise ValueError(f"study {req.study_name!r} in {storage.url if hasattr(storage, 'url') else storage} "
-                         f"was made for another setting: {told}; its trials cannot be mixed "
+        raise ValueError(f"study {req.study_name!r} was made for another setting: {told}; "
+                         "its trials cannot be mixed "
                          "with these. Give another --study NAME (or --storage)")
     return study
 
@@ -177,7 +186,8 @@ class Objective:
             self.req.method, {}), **self.req.fixed, **values})
 
     def _score(self, trial) -> float:
-        values = {k: tune_space.suggest(trial, k, sp, self.kinds[k]) for k, sp in self.space.items()}
+        values = {k: tune_space.suggest(trial, k, sp, self.kinds[k])
+                  for k, sp in self.space.items()}
         trial.set_user_attr("config", values)
         cfg = self.config(values)
         trial.set_user_attr("config_hash", stable_hash(cfg.to_dict()))
@@ -282,9 +292,10 @@ def optimize(study, objective: Objective, req: TuneRequest, progress: bool) -> i
 
 
 def paired_scores(ctx: Context, refs: list[Outputs], named: dict[str, list[Outputs]],
-                  workers: int = 1) -> dict:
+                  workers: int = 1, retrain_seconds: float = float("nan")) -> dict:
     """Every set's F and score against ``refs`` with 95% intervals from one paired
-    bootstrap, and ``tuned_minus_defaults`` (its interval excluding 0: ``moved``)."""
+    bootstrap, and ``tuned_minus_defaults`` (its interval excluding 0: ``moved``); the
+    method's sets also get their run time as a fraction of one retrain."""
     y = ctx.parts["forget"].labels.numpy()
     ref_confs = confidences(refs, y)
     scored = {k: score_against(v, refs, ctx, ref_confs) for k, v in named.items()}
@@ -295,6 +306,8 @@ def paired_scores(ctx: Context, refs: list[Outputs], named: dict[str, list[Outpu
                                                     floor=0.0).to_dict(),
                "score": intervals.interval(s.score, draws[k].score, floor=0.0).to_dict()}
            for k, s in scored.items()}
+    for k in ("tuned", "defaults"):
+        out[k]["time_fraction_of_retrain"] = _seconds(named[k]) / retrain_seconds
     diff = intervals.interval(scored["tuned"].score - scored["defaults"].score,
                               draws["tuned"].score - draws["defaults"].score)
     out["tuned_minus_defaults"] = {**diff.to_dict(), "moved": not diff.contains(0.0)}
@@ -311,17 +324,22 @@ def disagreement(tuned: dict, held_out: dict) -> dict:
             "disagree": bool(abs(a["value"] - b["value"]) > limit)}
 
 
-def rescore(req: TuneRequest, ctx: Context, sets: dict, plan: Plan, tuned, defaults) -> dict:
+def rescore(req: TuneRequest, ctx: Context, sets: dict, plan: Plan, tuned, defaults,
+            retrain_seconds: float) -> dict:
     """The tuned settings and the defaults against the tuning references (seeds 0..N-1,
     runs 0..N-1) and against held-out ones (references N..2N-1, runs N..2N-1)."""
     n, m = req.bench.num_models, req.method
     seeds, other = list(range(n)), list(range(n, 2 * n))
     tuning = paired_scores(ctx, sets["refs"], {
-        "tuned": runs_of(ctx, plan, m, tuned, seeds), "defaults": runs_of(ctx, plan, m, defaults, seeds),
-        "oracle_retrain": sets["retrain"], "oracle_original": sets["original"]}, plan.workers)
+        "tuned": runs_of(ctx, plan, m, tuned, seeds),
+        "defaults": runs_of(ctx, plan, m, defaults, seeds),
+        "oracle_retrain": sets["retrain"], "oracle_original": sets["original"]}, plan.workers,
+        retrain_seconds)
     held = paired_scores(ctx, sets["retrain"], {
-        "tuned": runs_of(ctx, plan, m, tuned, other), "defaults": runs_of(ctx, plan, m, defaults, other),
-        "oracle_retrain": sets["refs"], "oracle_original": sets["original"]}, plan.workers)
+        "tuned": runs_of(ctx, plan, m, tuned, other),
+        "defaults": runs_of(ctx, plan, m, defaults, other),
+        "oracle_retrain": sets["refs"], "oracle_original": sets["original"]}, plan.workers,
+        retrain_seconds)
     return {"tuning": tuning, "held_out": held,
             "disagreement": disagreement(tuning["tuned"], held["tuned"])}
 
@@ -342,8 +360,8 @@ def run_tune(req: TuneRequest, plan: Plan) -> dict:
     started = time.time()
     defaults, space = check(req, plan)
     url = storage_url(req)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the bar says it all
     study = open_study(req, open_storage(url))  # refused mixes fail before any training
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     n = req.bench.num_models
     have = references_cached(req.bench, plan.cache_dir)
     if have < 2 * n:
@@ -373,7 +391,7 @@ def run_tune(req: TuneRequest, plan: Plan) -> dict:
                            "seconds_per_run": best.user_attrs.get("seconds_per_run"),
                            "time_fraction_of_retrain": best.user_attrs.get(
                                "time_fraction_of_retrain")}
-        summary["rescored"] = rescore(req, ctx, sets, plan, tuned, defaults)
+        summary["rescored"] = rescore(req, ctx, sets, plan, tuned, defaults, retrain_seconds)
     summary["wall_seconds"] = time.time() - started
     return summary
 

@@ -80,13 +80,16 @@ def _iv(i: dict | None) -> str:
 
 
 def _table(scores: dict) -> list[str]:
-    lines = ["| set | F | score |", "| --- | ---: | ---: |"]
+    lines = ["| set | F | score | of a retrain |", "| --- | ---: | ---: | ---: |"]
     for row in ROWS:
         if row in scores:
+            frac = scores[row].get("time_fraction_of_retrain")
             lines.append(f"| {row} | {_iv(scores[row]['forget_quality'])} | "
-                         f"{_iv(scores[row]['score'])} |")
+                         f"{_iv(scores[row]['score'])} | "
+                         f"{'-' if frac is None else f'{100 * frac:.1f}%'} |")
     d = scores["tuned_minus_defaults"]
-    lines.append(f"| tuned - defaults | | {_iv(d)} ({'moved' if d['moved'] else 'within the interval'}) |")
+    lines.append(f"| tuned - defaults | | {_iv(d)} | "
+                 f"{'moved' if d['moved'] else 'within the interval'} |")
     return lines
 
 
@@ -96,8 +99,9 @@ def markdown(s: dict, plots: dict, command: str = "") -> str:
     lines = [f"# Tuning {s['method']} on {s['benchmark']}, N = {s['num_models']}", ""]
     if command:
         lines += ["```", command, "```", ""]
+    states = ", ".join(f"{v} {k}" for k, v in t.items() if k not in ("total", "ran_now"))
     lines += [f"- study `{s['study']}` in `{s['storage']}` (TPE, seed {s['seed']}): "
-              f"{t['total']} trials ({', '.join(f'{v} {k}' for k, v in t.items() if k not in ('total', 'ran_now'))}); "
+              f"{t['total']} trials ({states}); "
               f"{t['ran_now']} run by this command",
               f"- time rule: a trial is pruned when its runs take more than "
               f"{100 * s['time_fraction']:.0f}% of one retrain ({s['retrain_seconds']:.2f} s)",
@@ -131,7 +135,7 @@ def markdown(s: dict, plots: dict, command: str = "") -> str:
               "--config best.yaml",
               f"unlearnkit build-notebook --method {s['method']} "
               + " ".join(f"--set {k}={v!r}" if isinstance(v, str) else f"--set {k}={v}"
-                         for k, v in best["settings"].items()),
+                         for k, v in hp.items()),
               "```", "", f"or, in the notebook's config cell: `HYPERPARAMETERS = {hp!r}`", ""]
     return "\n".join(lines + _plot_lines(plots))
 
