@@ -158,3 +158,25 @@ def test_a_trial_that_raises_is_recorded_and_the_study_goes_on(copy, flaky):
     failed = [r for r in rows if r["state"] == "FAIL"]
     assert len(failed) == 1 and "boom on purpose" in failed[0]["user_attrs_error"]
     assert failed[0]["number"] == "1"
+
+
+def test_local_eval_config_must_exist(tmp_path, capsys):
+    assert main(["local-eval", "--method", "finetune", "--quiet", "--cache", str(tmp_path),
+                 "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "method config not found" in capsys.readouterr().err
+
+
+def test_space_items_for_choices_and_integers():
+    from unlearnkit import tune_space
+    from unlearnkit.methods import get_method
+
+    cls = get_method("perturb_finetune").config
+    name, space = tune_space.parse_item(cls, f"scope={cls().scope}")
+    assert name == "scope" and space.choices == (cls().scope,)
+    with pytest.raises(ValueError, match="not accepted"):
+        tune_space.parse_item(cls, "scope=nowhere")
+    with pytest.raises(ValueError, match="whole ends"):
+        tune_space.parse_item(cls, "epochs=1.5:3")
+    with pytest.raises(ValueError, match="log scale"):
+        tune_space.parse_item(cls, "weight_decay=0:1e-3:log")
+    assert tune_space.parse_item(cls, "lr=1e-4:1e-2:log")[1] == Space(1e-4, 1e-2, log=True)
