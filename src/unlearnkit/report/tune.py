@@ -118,6 +118,8 @@ def markdown(s: dict, plots: dict, command: str = "") -> str:
     lines += [f"## Best: trial {best['number']}, score {best['value']:.4f}", "",
               "Settings: " + ", ".join(f"`{k}={v}`" for k, v in best["settings"].items())
               + (f"; its runs take {100 * frac:.1f}% of a retrain" if frac is not None else ""),
+              *(["", "**The best settings are the defaults**: no trial beat them."]
+                if best["hyperparameters"] == s["defaults"] else []),
               "", "## Against the tuning references (seeds 0..N-1, runs 0..N-1)", "",
               *_table(r["tuning"]), "",
               "The tuned score here is the maximum over the trials: optimistic by selection.", "",
