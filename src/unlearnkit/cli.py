@@ -56,6 +56,8 @@ def add_local_eval(sub) -> None:
                    "as a whole when the run succeeds")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="method hyperparameter override (repeatable)")
+    p.add_argument("--config", help="a YAML of hyperparameters (configs/methods/<name>.yaml's "
+                   "format, e.g. tune's best.yaml), or a folder of <method>.yaml; --set wins")
     p.add_argument("--fresh", action="store_true", help="ignore the cache and rebuild everything")
     p.add_argument("--keep-models", action="store_true",
                    help="also keep each unlearned model's weights in the cache")
@@ -78,6 +80,14 @@ def write_run(result, out: Path) -> Path:
     return out
 
 
+def config_overrides(method: str, path: str | None) -> dict:
+    """``--config``'s hyperparameters for ``method`` (a file, or ``<folder>/<method>.yaml``);
+    {} without one. Names and ranges are checked with the rest of the config."""
+    from .methods import _yaml_overrides
+
+    return _yaml_overrides(method, path) if path else {}
+
+
 def cmd_local_eval(args) -> int:
     from .benchmarks import load_benchmark
     from .pipeline import Plan, check_plan, check_request, local_eval
@@ -88,17 +98,19 @@ def cmd_local_eval(args) -> int:
     if not methods:
         raise ValueError(f"--method {args.method!r} names no method; give one or more names "
                          "separated by commas (`unlearnkit list` shows them)")
-    overrides = parse_assignments(args.set)
+    sets = parse_assignments(args.set)
+    overrides = {m: {**config_overrides(m, args.config), **sets} for m in methods}
     device = args.device or _default_device()
     fused = args.fused or (32 if device == "cuda" else 1)
     plan = Plan(device=device, workers=args.workers, fused=fused, cache_dir=args.cache,
                 data_root=args.data, fresh=args.fresh, keep_models=args.keep_models,
                 progress=not args.quiet, **executor_fields(args))
     check_plan(plan)
-    check_request(bench, methods, overrides)  # every method, before the first training
+    for method in methods:  # every method, before the first training
+        check_request(bench, [method], overrides[method])
     failed = 0
     for method in methods:
-        result = local_eval(bench, method, overrides, plan)
+        result = local_eval(bench, method, overrides[method], plan)
         plan.fresh = False  # rebuild once, then share
         out = Path(args.out) / method if args.out and len(methods) > 1 else args.out
         out = write_run(result, Path(out) if out else default_out_dir(bench.name, method))
@@ -166,6 +178,91 @@ def cmd_leaderboard(args) -> int:
     print(markdown(lb))
     print(f"leaderboard: {out / 'leaderboard.md'}")
     return 1 if any(r.get("error") for r in lb["rows"]) else 0
+
+
+def add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="tune a method's hyperparameters against the competition "
+                       "score (optuna TPE, resumable in SQLite)",
+                       description="Search the method's declared space (beside each config "
+                       "field; `unlearnkit list METHOD`) with optuna's seeded TPE: each trial "
+                       "runs the method N times from the cached original and scores it against "
+                       "the cached references; trials over the time rule are pruned. The study "
+                       "is kept in SQLite (a rerun resumes it); the best settings are re-scored "
+                       "on held-out references. Writes runs/tune-<bench>-<method>/.")
+    p.add_argument("--bench", default="digits", help="benchmark name or YAML (default: digits)")
+    p.add_argument("--method", required=True, help="the method to tune")
+    p.add_argument("--trials", type=int, default=20,
+                   help="trials the study should hold; a rerun runs only the missing ones "
+                   "(default: 20)")
+    p.add_argument("--models", type=int, help="N models per side (override)")
+    p.add_argument("--time-fraction", type=float, default=0.2,
+                   help="prune a trial whose runs take more than this fraction of one "
+                   "retrain (default: 0.2, the competition's rule)")
+    p.add_argument("--space", action="append", metavar="NAME=LOW:HIGH[:log]",
+                   help="replace a field's search range (NAME=A,B for a field with choices); "
+                   "repeatable")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="fix a hyperparameter (not searched); repeatable")
+    p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler (default: 0)")
+    p.add_argument("--study", help="study name (default: <bench>-<method>)")
+    p.add_argument("--storage", help="optuna storage URL (default: sqlite:///data/studies/"
+                   "<bench>-<method>.db)")
+    p.add_argument("--timeout", type=float,
+                   help="start no new trial after this many seconds of trials")
+    p.add_argument("--workers", type=int, default=1,
+                   help="runs of one trial at once (processes, like local-eval's); to share a "
+                   "study between processes, run the same command twice")
+    p.add_argument("--fused", type=int, default=None,
+                   help="models trained together per job (default: 1 on CPU, 32 on CUDA)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    p.add_argument("--data", help="data root (else $UNLEARNKIT_DATA)")
+    p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
+    p.add_argument("--out", help="output folder (default runs/tune-<bench>-<method>/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_tune)
+
+
+def cmd_tune(args) -> int:
+    import shlex
+
+    from .benchmarks import load_benchmark
+    from .pipeline import Plan
+    from .report.tune import write_tune
+    from .tune import TuneRequest, run_tune
+
+    bench = load_benchmark(args.bench, num_models=args.models)
+    req = TuneRequest(bench, args.method, trials=args.trials, time_fraction=args.time_fraction,
+                      seed=args.seed, study=args.study, storage=args.storage,
+                      space=args.space or [], fixed=parse_assignments(args.set),
+                      timeout=args.timeout)
+    device = args.device or _default_device()
+    plan = Plan(device=device, workers=args.workers,
+                fused=args.fused or (32 if device == "cuda" else 1), cache_dir=args.cache,
+                data_root=args.data, progress=not args.quiet)
+    summary = run_tune(req, plan)
+    command = "unlearnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    out = write_tune(summary, args.out or Path("runs") / f"tune-{bench.name}-{args.method}",
+                     command)
+    t, best = summary["trials"], summary["best"]
+    print(f"{t['total']} trials ({t['ran_now']} now) in study {summary['study']}")
+    if not best:
+        print("no trial completed (all pruned or failed): see trials.csv", file=sys.stderr)
+        print(f"report: {out / 'report.md'}")
+        return 1
+    r = summary["rescored"]
+    for where in ("tuning", "held_out"):
+        row = r[where]
+        d = row["tuned_minus_defaults"]
+        print(f"{where:>8}: tuned {row['tuned']['score']['value']:.4f} "
+              f"[{row['tuned']['score']['low']:.4f}, {row['tuned']['score']['high']:.4f}]  "
+              f"defaults {row['defaults']['score']['value']:.4f}  difference {d['value']:+.4f} "
+              f"[{d['low']:+.4f}, {d['high']:+.4f}]{'  (moved)' if d['moved'] else ''}")
+    if r["disagreement"]["disagree"]:
+        print("the held-out re-score disagrees with the tuned score beyond the interval")
+    print(f"best (trial {best['number']}): "
+          + ", ".join(f"{k}={v}" for k, v in best["settings"].items()))
+    print(f"best config: {out / 'best.yaml'}\nreport: {out / 'report.md'}")
+    return 0
 
 
 def add_train_original(sub) -> None:
@@ -265,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_local_eval(sub)
     add_leaderboard(sub)
+    add_tune(sub)
     add_train_original(sub)
     add_list(sub)
     kaggle_commands.register(sub)

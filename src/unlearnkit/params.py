@@ -26,11 +26,19 @@ _KEY = "unlearnkit"  # the metadata key of a field's declaration
 
 @dataclass(frozen=True)
 class Space:
-    """Where a tuner may look: ``[low, high]``, on a log scale when ``log``."""
+    """Where a tuner may look: ``[low, high]``, on a log scale when ``log``; or, for a
+    field with choices, some of them (``Space(choices=("a", "b"))``)."""
 
-    low: float
-    high: float
+    low: float | None = None
+    high: float | None = None
     log: bool = False
+    choices: tuple | None = None
+
+    def describe(self) -> str:
+        """``1e-05:0.01:log``, ``1:5`` or ``a,b``: the ``--space`` syntax of ``tune``."""
+        if self.choices is not None:
+            return ",".join(str(c) for c in self.choices)
+        return f"{self.low:g}:{self.high:g}" + (":log" if self.log else "")
 
 
 @dataclass(frozen=True)
