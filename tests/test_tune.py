@@ -103,7 +103,8 @@ def test_bad_spaces_and_storage_are_refused_before_any_work(tmp_path, capsys):
              (["--space", "lr=0:0.1"], "narrow it"),
              (["--space", "momentum=0.5:1.5"], "narrow it"),
              (["--space", "lr=0.1"], "expected NAME=LOW:HIGH"),
-             (["--space", "lr=1e-3:1e-1", "--set", "lr=0.01"], "both to --space and --set")]
+             (["--space", "lr=1e-3:1e-1", "--set", "lr=0.01"], "both to --space and --set"),
+             (["--address", "127.0.0.1:1"], "add --executor ray")]
     for extra, message in cases:
         assert run(tmp_path, "--method", "finetune", *extra) == 2, extra
         assert message in capsys.readouterr().err, extra

@@ -219,6 +219,7 @@ def add_tune(sub) -> None:
     p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
     p.add_argument("--out", help="output folder (default runs/tune-<bench>-<method>/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_options(p)
     p.set_defaults(func=cmd_tune)
 
 
@@ -238,7 +239,7 @@ def cmd_tune(args) -> int:
     device = args.device or _default_device()
     plan = Plan(device=device, workers=args.workers,
                 fused=args.fused or (32 if device == "cuda" else 1), cache_dir=args.cache,
-                data_root=args.data, progress=not args.quiet)
+                data_root=args.data, progress=not args.quiet, **executor_fields(args))
     summary = run_tune(req, plan)
     command = "unlearnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = write_tune(summary, args.out or Path("runs") / f"tune-{bench.name}-{args.method}",
