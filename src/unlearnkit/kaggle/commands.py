@@ -103,6 +103,8 @@ def add_build(sub) -> None:
     p.add_argument("--checkpoints", type=int, help="NUM_CHECKPOINTS (default 512)")
     p.add_argument("--budget-hours", type=float, help="TIME_BUDGET_HOURS (default 7.5)")
     p.add_argument("--guard-after", type=int, help="GUARD_AFTER_RUNS (default 3)")
+    p.add_argument("--loader", choices=["device", "contract"],
+                   help="LOADER (default device: batches indexed on the GPU)")
     p.add_argument("--source", help="the jupytext source (default notebooks/submission.py)")
     p.add_argument("--out", help="the notebook to write (default notebooks/submission.ipynb)")
     p.add_argument("--script", help="also write the code cells as one Python script here")
@@ -124,7 +126,7 @@ def cmd_build(args) -> int:
     out = build_notebook(args.source and Path(args.source), args.out and Path(args.out),
                          method=args.method, hyperparameters=parse_assignments(args.set) or None,
                          num_checkpoints=args.checkpoints, budget_hours=args.budget_hours,
-                         guard_after_runs=args.guard_after)
+                         guard_after_runs=args.guard_after, loader=args.loader)
     print(f"wrote {out}")
     if args.script:
         print(f"wrote {write_text(args.script, to_script(out))}")
