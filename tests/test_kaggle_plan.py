@@ -64,3 +64,12 @@ def test_time_runs_times_each_notebook_run():
     seconds = pl.time_runs("bad_teacher", cfg, feed, net, runs=2)
     assert len(seconds) == 2 and all(s > 0 for s in seconds)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # original kept
+
+
+def test_the_command_line_refuses_bad_options_with_a_message(capsys):
+    from unlearnkit.cli import main
+
+    assert main(["plan", "--method", "bad_teacher", "--runs", "0"]) == 2
+    assert "--runs must be an integer >= 1" in capsys.readouterr().err
+    assert main(["plan", "--method", "bad_teacher", "--retain-size", "0"]) == 2
+    assert "--retain-size must be >= 1" in capsys.readouterr().err
