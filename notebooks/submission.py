@@ -68,13 +68,12 @@ print(f"unlearnkit {unlearnkit.__version__} from {unlearnkit.__file__}")
 # model's architecture. The images are decoded next; an unreadable one stops there, named.
 
 # %%
+import copy  # noqa: E402
 import random  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
-
-import copy  # noqa: E402
 
 from unlearnkit.kaggle.runtime import checkpoints as ck  # noqa: E402
 from unlearnkit.kaggle.runtime import dataset as ds  # noqa: E402
