@@ -9,57 +9,44 @@ then cost nothing to iterate.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-
 import torch
 
 from .base import ImageSet
+from .device_loader import DeviceLoader
 
 
-class TensorLoader:
+class TensorLoader(DeviceLoader):
     """Iterate an :class:`ImageSet` in dict batches; reshuffled every pass when asked.
 
-    ``seed`` fixes the sequence of orders (pass k uses the k-th draw of a generator
-    seeded once), so two loaders with one seed yield the same batches.
+    A :class:`~unlearnkit.data.device_loader.DeviceLoader` over the set's images, labels,
+    groups and ids: ``seed`` fixes the sequence of orders (pass k uses the k-th draw of a
+    generator seeded once), so two loaders with one seed yield the same batches.
     """
 
     def __init__(self, data: ImageSet, batch_size: int = 64, shuffle: bool = False,
                  seed: int = 0, device: str | torch.device = "cpu", drop_last: bool = False):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.data = data
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.device = torch.device(device)
-        self.images = data.images.to(self.device)
-        self.labels = data.labels.to(self.device)
         groups = data.groups if data.groups is not None else torch.full((len(data),), -1)
-        self.groups = groups.to(self.device)
-        self.ids = data.image_ids()
-        self._gen = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        n = len(self.labels)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        fields = {"image": data.images, "age_group": data.labels, "person_id": groups,
+                  "image_id": data.image_ids()}
+        super().__init__(fields, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                         device=device, drop_last=drop_last)
+        self.data = data
 
     @property
-    def num_examples(self) -> int:
-        return len(self.labels)
+    def images(self) -> torch.Tensor:
+        return self.fields["image"]
 
-    def __iter__(self) -> Iterator[dict]:
-        n = len(self.labels)
-        order = torch.randperm(n, generator=self._gen) if self.shuffle else torch.arange(n)
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            dev_idx = idx.to(self.device)
-            yield {
-                "image": self.images[dev_idx],
-                "age_group": self.labels[dev_idx],
-                "person_id": self.groups[dev_idx],
-                "image_id": [self.ids[i] for i in idx.tolist()],
-            }
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.fields["age_group"]
+
+    @property
+    def groups(self) -> torch.Tensor:
+        return self.fields["person_id"]
+
+    @property
+    def ids(self) -> list[str]:
+        return self.fields["image_id"]
 
 
 def loader_seed(run_seed: int, part: int) -> int:

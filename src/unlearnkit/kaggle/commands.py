@@ -16,6 +16,7 @@ def register(sub) -> None:
     add_score(sub)
     add_build(sub)
     add_submit(sub)
+    add_plan(sub)
 
 
 def add_mock(sub) -> None:
@@ -103,6 +104,8 @@ def add_build(sub) -> None:
     p.add_argument("--checkpoints", type=int, help="NUM_CHECKPOINTS (default 512)")
     p.add_argument("--budget-hours", type=float, help="TIME_BUDGET_HOURS (default 7.5)")
     p.add_argument("--guard-after", type=int, help="GUARD_AFTER_RUNS (default 3)")
+    p.add_argument("--loader", choices=["device", "contract"],
+                   help="LOADER (default device: batches indexed on the GPU)")
     p.add_argument("--source", help="the jupytext source (default notebooks/submission.py)")
     p.add_argument("--out", help="the notebook to write (default notebooks/submission.ipynb)")
     p.add_argument("--script", help="also write the code cells as one Python script here")
@@ -124,7 +127,7 @@ def cmd_build(args) -> int:
     out = build_notebook(args.source and Path(args.source), args.out and Path(args.out),
                          method=args.method, hyperparameters=parse_assignments(args.set) or None,
                          num_checkpoints=args.checkpoints, budget_hours=args.budget_hours,
-                         guard_after_runs=args.guard_after)
+                         guard_after_runs=args.guard_after, loader=args.loader)
     print(f"wrote {out}")
     if args.script:
         print(f"wrote {write_text(args.script, to_script(out))}")
@@ -160,4 +163,37 @@ def cmd_submit(args) -> int:
                          poll_s=args.poll, wait=not args.no_wait)
     result = submit(opts, method=args.method, hyperparameters=parse_assignments(args.set) or None)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def add_plan(sub) -> None:
+    p = sub.add_parser("plan", help="time a method's runs here and project 512 on a card",
+                       description="Time a few notebook runs of a method on this machine's "
+                       "device and project the total for 512 runs on the named card.")
+    p.add_argument("--method", required=True)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="a hyperparameter override (repeatable)")
+    p.add_argument("--gpu", default="t4", choices=["p100", "t4", "v100", "a100", "h100", "h200",
+                                                    "cpu"], help="the card to project onto")
+    p.add_argument("--runs", type=int, default=3, help="runs to time (default 3; the first "
+                   "is a warm-up)")
+    p.add_argument("--input", help="a competition folder (default: a small digits mock)")
+    p.add_argument("--loader", choices=["device", "contract"], default="device")
+    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--retain-size", type=int, default=28_000,
+                   help="retain images to project to (default 28000, the competition's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_plan)
+
+
+def cmd_plan(args) -> int:
+    from ..assignments import parse_assignments
+    from .plan import plan
+
+    if args.retain_size < 1:
+        raise ValueError(f"--retain-size must be >= 1, got {args.retain_size}")
+    result = plan(args.method, args.gpu, args.runs, input_dir=args.input and Path(args.input),
+                  hyperparameters=parse_assignments(args.set) or None, loader=args.loader,
+                  device=args.device, retain_size=args.retain_size, progress=not args.quiet)
+    print("\n".join(result["lines"]))
     return 0

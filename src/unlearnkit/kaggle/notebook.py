@@ -33,6 +33,7 @@ CONFIG_KEYS = {
     "num_checkpoints": "NUM_CHECKPOINTS",
     "budget_hours": "TIME_BUDGET_HOURS",
     "guard_after_runs": "GUARD_AFTER_RUNS",
+    "loader": "LOADER",
 }
 
 
@@ -210,7 +211,7 @@ def _default_method() -> str:
 
 def render(source: Path, *, method: str | None = None, hyperparameters: dict | None = None,
            num_checkpoints: int | None = None, budget_hours: float | None = None,
-           guard_after_runs: int | None = None):
+           guard_after_runs: int | None = None, loader: str | None = None):
     """The notebook (an ``nbformat`` node) built from the jupytext ``source``."""
     import jupytext
     import nbformat
@@ -221,8 +222,12 @@ def render(source: Path, *, method: str | None = None, hyperparameters: dict | N
     numbers = dict(num_checkpoints=num_checkpoints, budget_hours=budget_hours,
                    guard_after_runs=guard_after_runs)
     check_numbers(code_cells[0].source, **numbers)  # before anything is packed or written
+    if loader is not None:
+        from unlearnkit.kaggle.runtime.feed import check_loader
+
+        check_loader(loader)
     code_cells[0].source = set_config(code_cells[0].source, method=method,
-                                      hyperparameters=hyperparameters, **numbers)
+                                      hyperparameters=hyperparameters, loader=loader, **numbers)
     blob = pack(kit_files(repo_root(), notebook_roots(text)))
     kit_cells = [c for c in code_cells if KIT_RE.search(c.source)]
     if len(kit_cells) != 1:
@@ -243,14 +248,14 @@ def render(source: Path, *, method: str | None = None, hyperparameters: dict | N
 def build_notebook(source: Path | None = None, out: Path | None = None, *,
                    method: str | None = None, hyperparameters: dict | None = None,
                    num_checkpoints: int | None = None, budget_hours: float | None = None,
-                   guard_after_runs: int | None = None) -> Path:
+                   guard_after_runs: int | None = None, loader: str | None = None) -> Path:
     """Write the built notebook to ``out`` (default ``notebooks/submission.ipynb``) atomically."""
     import nbformat
 
     check_config(method, hyperparameters)
     nb = render(source or default_source(), method=method, hyperparameters=hyperparameters,
                 num_checkpoints=num_checkpoints, budget_hours=budget_hours,
-                guard_after_runs=guard_after_runs)
+                guard_after_runs=guard_after_runs, loader=loader)
     return write_text(out or default_output(), nbformat.writes(nb) + "\n")
 
 

@@ -7,6 +7,9 @@ Tables and image files are found and checked by
 loaders are ``DataLoader(ds, batch_size=64, shuffle=True)``, as in the starter notebook.
 Images are decoded once into memory (the data, not any result); loaders are made
 fresh for every run. :func:`validate_input` checks the whole folder before long work.
+The shuffle is a :class:`~unlearnkit.data.device_loader.PermutationSampler`, so that
+:func:`device_fields` (the same items as tensors, for the device loaders) gives the same
+batches in the same order for one seed.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from unlearnkit.data.competition_layout import (
     image_path,
     read_table,
 )
+from unlearnkit.data.device_loader import PermutationSampler
 from unlearnkit.data.images import decode_images
 from unlearnkit.data.loaders import loader_seed
 from unlearnkit.models import load_checkpoint
 
 from .settings import ENV_INPUT_DIR
 
-__all__ = ["LOADER_BATCH_SIZE", "CompetitionDataset", "check_original", "image_path",
-           "load_datasets", "make_loaders", "validate_input"]
+__all__ = ["LOADER_BATCH_SIZE", "CompetitionDataset", "check_original", "device_fields",
+           "image_path", "load_datasets", "make_loaders", "validate_input"]
 
 LOADER_BATCH_SIZE = 64
 """The batch size of the loaders ``unlearning`` gets (the starter notebook's)."""
@@ -92,14 +96,29 @@ class CompetitionDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, idx: int) -> dict:
-        row = self.rows[idx]
-        return {
-            "image": self.images[idx].to(torch.float32),  # [3, H, W] raw 0-255
-            "image_id": str(row["image_id"]),
-            "age_group": torch.tensor(int(row["age_group"])),
-            "age": _scalar(row["age"]),
-            "person_id": _scalar(row["person_id"]),
-        }
+        return {"image": self.images[idx].to(torch.float32), **_row_fields(self.rows[idx])}
+
+
+def _row_fields(row: dict) -> dict:
+    """One item's fields besides its image, in the contract's key order."""
+    return {
+        "image_id": str(row["image_id"]),
+        "age_group": torch.tensor(int(row["age_group"])),
+        "age": _scalar(row["age"]),
+        "person_id": _scalar(row["person_id"]),
+    }
+
+
+def device_fields(dataset: CompetitionDataset) -> dict:
+    """The split's items as batch fields: uint8 images [n, 3, H, W], every other field
+    stacked as ``DataLoader``'s collate stacks it (a tensor, or a list of strings)."""
+    rows = [_row_fields(row) for row in dataset.rows]
+    fields = {"image": dataset.images}
+    for key in ("image_id", "age_group", "age", "person_id"):
+        values = [r[key] for r in rows]
+        tensors = bool(values) and all(torch.is_tensor(v) for v in values)
+        fields[key] = torch.stack(values) if tensors else values
+    return fields
 
 
 def load_datasets(tables: dict, progress: bool = True) -> dict[str, Dataset]:
@@ -108,14 +127,17 @@ def load_datasets(tables: dict, progress: bool = True) -> dict[str, Dataset]:
 
 
 def make_loaders(datasets: dict[str, Dataset], seed: int) -> tuple[DataLoader, DataLoader, DataLoader]:
-    """Fresh ``DataLoader(ds, batch_size=64, shuffle=True)`` for retain, forget, validation.
+    """Fresh ``DataLoader(ds, batch_size=64)`` for retain, forget, validation, shuffled.
 
-    Each loader gets its own generator seeded by :func:`~unlearnkit.data.loaders.loader_seed`
-    (as the harness's loaders are), so a run's data order depends on its seed alone, not
-    on what earlier runs drew.
+    Each loader shuffles with a :class:`PermutationSampler` seeded by
+    :func:`~unlearnkit.data.loaders.loader_seed` (as the harness's and the device loaders
+    are), so a run's data order depends on its seed alone, not on what earlier runs
+    drew; the loader's own generator (seeding worker processes, of which there are
+    none) keeps it off the global RNG.
     """
     retain, forget, val = (
-        DataLoader(datasets[split], batch_size=LOADER_BATCH_SIZE, shuffle=True,
+        DataLoader(datasets[split], batch_size=LOADER_BATCH_SIZE,
+                   sampler=PermutationSampler(len(datasets[split]), loader_seed(seed, k)),
                    generator=torch.Generator().manual_seed(loader_seed(seed, k)))
         for k, split in enumerate(SPLITS)
     )
