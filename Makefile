@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 
 BENCH  ?= digits
 METHOD ?= bad_teacher
+METHODS ?= bad_teacher,unsir,ssd
 ARGS   ?=
 WORKERS ?= 2
 
@@ -35,9 +36,9 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-## local-eval: score METHOD on BENCH with the competition metric, oracles included
+## local-eval: score METHODS (the seed methods and the best within the time rule) on BENCH with the competition metric, oracles included
 local-eval: setup
-	$(VENV)/bin/unlearnkit local-eval --bench $(BENCH) --method $(METHOD) --workers $(WORKERS) $(ARGS)
+	$(VENV)/bin/unlearnkit local-eval --bench $(BENCH) --method $(METHODS) --workers $(WORKERS) $(ARGS)
 
 ## lint: ruff over the package, scripts and tests
 lint: setup

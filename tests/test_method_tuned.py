@@ -17,7 +17,8 @@ from unlearnkit.models import build_model
 
 VARIANTS = {"bad_teacher_tuned": ("bad_teacher", "sample"), "unsir_tuned": ("unsir", "sample"),
             "linear_filtration_tuned": ("linear_filtration", "class")}
-OFF = {"shrink": 1.0, "perturb": 0.0, "polish_epochs": 0}
+OFF = {"shrink": 1.0, "perturb": 0.0, "polish_epochs": 0, "calibration": 1.0,
+       "calibration_jitter": 0.0}
 
 
 def _net():
@@ -84,7 +85,8 @@ def test_the_published_defaults_are_untouched(variant):
     base = get_method(published).config().to_dict()
     tuned = get_method(variant).config().to_dict()
     assert {k: tuned[k] for k in base} == base
-    assert set(tuned) - set(base) == {"shrink", "perturb", "polish_epochs", "polish_lr"}, \
+    assert set(tuned) - set(base) == {"shrink", "perturb", "polish_epochs", "polish_lr",
+                                        "calibration", "calibration_jitter"}, \
         "a variant's field may not shadow one of the published method's"
 
 
@@ -97,3 +99,32 @@ def test_deterministic_linear_filtration_varies_by_seed_when_tuned():
         nets.append(run_method("linear_filtration_tuned", net, retain, forget, val, seed=seed,
                                cfg=cfg, scenario_kind="class").state_dict())
     assert any(not torch.equal(nets[0][k], nets[1][k]) for k in nets[0])
+
+
+def test_calibration_scales_the_logits_by_a_seeded_factor_and_keeps_the_argmax():
+    from unlearnkit.methods._tuned import calibrate
+
+    x = torch.rand(6, 3, 32, 32) * 255
+    nets = {}
+    for seed in (0, 0, 1):
+        net = _net().eval()
+        with torch.no_grad():
+            before = net(x)
+        calibrate(net, seed=seed, temperature=1.5, jitter=0.2, method="test")
+        with torch.no_grad():
+            after = net(x)
+        ratio = after / before
+        assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), rtol=1e-4)
+        assert torch.equal(after.argmax(1), before.argmax(1))
+        nets.setdefault(seed, []).append(float(ratio.flatten()[0]))
+    assert nets[0][0] == nets[0][1] != nets[1][0], nets
+    assert 0.3 < nets[0][0] < 1.0
+
+
+def test_calibration_off_needs_no_head_and_on_names_the_missing_one():
+    from unlearnkit.methods._tuned import calibrate
+
+    headless = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    assert calibrate(headless, seed=0, temperature=1.0, jitter=0.0, method="m") is headless
+    with pytest.raises(ValueError, match="linear head at net.fc"):
+        calibrate(headless, seed=0, temperature=1.5, jitter=0.0, method="m")

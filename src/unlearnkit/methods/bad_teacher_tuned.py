@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from . import register_method
-from ._tuned import TunedFields, perturb_and_repair
+from ._tuned import TunedFields, calibrate, perturb_and_repair
 from .bad_teacher import BadTeacherConfig, bad_teacher
 
 
@@ -23,8 +23,11 @@ class BadTeacherTunedConfig(BadTeacherConfig, TunedFields):
     """Bad Teacher's published hyperparameters plus shrink-and-perturb and a repair."""
 
 
+NAME = "bad_teacher_tuned"
+
+
 @register_method(
-    "bad_teacher_tuned",
+    NAME,
     config=BadTeacherTunedConfig,
     scenarios=("sample", "class"),
     summary="bad_teacher, then seeded shrink-and-perturb of the weights and a retain repair "
@@ -32,6 +35,8 @@ class BadTeacherTunedConfig(BadTeacherConfig, TunedFields):
 )
 def bad_teacher_tuned(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: int,
                       cfg: BadTeacherTunedConfig) -> nn.Module:
-    """Published Bad Teacher, then :func:`perturb_and_repair`."""
+    """Published Bad Teacher, :func:`perturb_and_repair`, then :func:`calibrate`."""
     bad_teacher(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
-    return perturb_and_repair(net, retain_loader, seed=seed, cfg=cfg)
+    perturb_and_repair(net, retain_loader, seed=seed, cfg=cfg)
+    return calibrate(net, seed=seed, temperature=cfg.calibration,
+                     jitter=cfg.calibration_jitter, method=NAME)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from . import register_method
-from ._tuned import TunedFields, perturb_and_repair
+from ._tuned import TunedFields, calibrate, perturb_and_repair
 from .linear_filtration import LinearFiltrationConfig, linear_filtration
 
 
@@ -24,8 +24,11 @@ class LinearFiltrationTunedConfig(LinearFiltrationConfig, TunedFields):
     """Linear Filtration's published hyperparameters plus shrink-and-perturb and a repair."""
 
 
+NAME = "linear_filtration_tuned"
+
+
 @register_method(
-    "linear_filtration_tuned",
+    NAME,
     config=LinearFiltrationTunedConfig,
     scenarios=("class",),
     summary="seeded shrink-and-perturb and a retain repair, then linear_filtration "
@@ -33,6 +36,8 @@ class LinearFiltrationTunedConfig(LinearFiltrationConfig, TunedFields):
 )
 def linear_filtration_tuned(net: nn.Module, retain_loader, forget_loader, val_loader, *,
                             seed: int, cfg: LinearFiltrationTunedConfig) -> nn.Module:
-    """:func:`perturb_and_repair`, then published Linear Filtration."""
+    """:func:`perturb_and_repair`, published Linear Filtration, then :func:`calibrate`."""
     perturb_and_repair(net, retain_loader, seed=seed, cfg=cfg)
-    return linear_filtration(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
+    linear_filtration(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
+    return calibrate(net, seed=seed, temperature=cfg.calibration,
+                     jitter=cfg.calibration_jitter, method=NAME)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from . import register_method
-from ._tuned import TunedFields, perturb_and_repair
+from ._tuned import TunedFields, calibrate, perturb_and_repair
 from .unsir import UnsirConfig, unsir
 
 
@@ -23,8 +23,11 @@ class UnsirTunedConfig(UnsirConfig, TunedFields):
     """UNSIR's published hyperparameters plus shrink-and-perturb and a repair."""
 
 
+NAME = "unsir_tuned"
+
+
 @register_method(
-    "unsir_tuned",
+    NAME,
     config=UnsirTunedConfig,
     scenarios=("class", "sample"),
     summary="unsir, then seeded shrink-and-perturb of the weights and a retain repair "
@@ -32,6 +35,8 @@ class UnsirTunedConfig(UnsirConfig, TunedFields):
 )
 def unsir_tuned(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: int,
                 cfg: UnsirTunedConfig) -> nn.Module:
-    """Published UNSIR, then :func:`perturb_and_repair`."""
+    """Published UNSIR, :func:`perturb_and_repair`, then :func:`calibrate`."""
     unsir(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
-    return perturb_and_repair(net, retain_loader, seed=seed, cfg=cfg)
+    perturb_and_repair(net, retain_loader, seed=seed, cfg=cfg)
+    return calibrate(net, seed=seed, temperature=cfg.calibration,
+                     jitter=cfg.calibration_jitter, method=NAME)
