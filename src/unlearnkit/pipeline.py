@@ -142,7 +142,7 @@ def check_request(bench: Benchmark, methods: list[str], overrides: dict | None =
         cfgs[name] = resolve_config(name, {**bench.method_overrides.get(name, {}),
                                            **(overrides or {}),
                                            **(per_method or {}).get(name, {})})
-        check_serves(name, cfgs[name], kind, where)
+        check_serves(name, cfgs[name], kind, where, otherwise=" or another --scenario")
     return cfgs
 
 

@@ -163,9 +163,10 @@ def _check_not_empty(forget_loader) -> None:
 
 
 def check_serves(name: str, cfg: MethodConfig | None, scenario_kind: str | None,
-                 where: str = "this forget set") -> None:
+                 where: str = "this forget set", otherwise: str = "") -> None:
     """Raise, saying what to do, when method ``name`` run with ``cfg`` (its defaults when
-    None) cannot serve ``scenario_kind`` ('sample' or 'class'; None: not known yet)."""
+    None) cannot serve ``scenario_kind`` ('sample' or 'class'; None: not known yet);
+    ``otherwise`` adds a second way out to the message."""
     if scenario_kind is None:
         return
     if scenario_kind not in SCENARIOS:
@@ -176,7 +177,7 @@ def check_serves(name: str, cfg: MethodConfig | None, scenario_kind: str | None,
         raise ValueError(
             f"{name} serves only {words} ({'/'.join(served) or 'none'}), but "
             f"{where} is {SCENARIO_WORDS[scenario_kind]} ({scenario_kind!r}); choose a "
-            f"method that serves it (`unlearnkit list`)"
+            f"method that serves it (`unlearnkit list`){otherwise}"
         )
 
 
