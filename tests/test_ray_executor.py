@@ -223,7 +223,7 @@ def test_stopping_cancels_the_running_jobs_and_keeps_the_finished(ray_local, tmp
     started = time.monotonic()
     results.close()  # as on Ctrl-C: the outstanding task is cancelled
     assert time.monotonic() - started < 10
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # the cancelled task unwinds; slow on a loaded machine
     while any(p.name.endswith(".tmp") for p in tmp_path.iterdir()) and \
             time.monotonic() < deadline:
         time.sleep(0.2)
