@@ -408,5 +408,5 @@ def test_readme_method_table_matches_the_registry():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     rows = dict(re.findall(r"^\| `(\w+)` \| ([a-z, ]+) \|", readme, re.M))
     assert sorted(rows) == list_methods(), "README's method table differs from the registry"
-    for name, serves in rows.items():
-        assert {s.strip() for s in serves.split(",")} == set(get_method(name).scenarios), name
+    for name, served in rows.items():
+        assert {s.strip() for s in served.split(",")} == set(get_method(name).scenarios), name
