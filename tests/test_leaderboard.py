@@ -61,6 +61,7 @@ def test_leaderboard_ranks_methods_beside_the_oracles_and_keeps_a_failed_row(
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
     assert "FAILED" in md and "oracle gap" in md
     assert (tmp_path / "lb" / "leaderboard.png").stat().st_size > 0
+    _check_mixture_reuses_cached_runs(tmp_path)  # on the same cache: no second reference set
 
 
 def test_a_method_that_does_not_serve_the_scenario_fails_before_any_training(tmp_path, capsys):
@@ -74,11 +75,11 @@ def test_overrides_for_a_method_not_on_the_board_are_refused(tmp_path, capsys):
     assert "not on this leaderboard" in capsys.readouterr().err
 
 
-def test_a_mixture_reuses_its_components_cached_runs(tmp_path):
+def _check_mixture_reuses_cached_runs(tmp_path):
     """Run i of a mixture is its component's run i: the harness copies the cached entry
     instead of running it again, so the mixture's row costs no training."""
-    assert _run(tmp_path, "--methods", "finetune,random_label",
-                "--set", "random_label.max_steps=3", "--set", "finetune.epochs=1") == 0
+    from unlearnkit.methods.mixture import assignment
+
     runs = tmp_path / "cache"
     before = {p: p.stat().st_mtime_ns for p in runs.rglob("*.npz")}
     shares = '{"finetune": 0.5, "random_label": 0.5}'
@@ -87,13 +88,9 @@ def test_a_mixture_reuses_its_components_cached_runs(tmp_path):
                 "--set", f"mixture.settings={settings}") == 0
     mixed = sorted(p for p in runs.rglob("*.npz") if "/runs/mixture/" in str(p))
     assert len(mixed) == 4
-    component = {"finetune": "finetune", "random_label": "random_label"}
-    from unlearnkit.methods.mixture import assignment
-
     order = assignment({"finetune": 0.5, "random_label": 0.5}, 4)
     for path in mixed:
-        seed = int(path.stem)
-        twin = next(p for p in before if f"/runs/{component[order[seed]]}/" in str(p)
+        twin = next(p for p in before if f"/runs/{order[int(path.stem)]}/" in str(p)
                     and p.name == path.name)
         assert path.read_bytes() == twin.read_bytes()
     assert all(p.stat().st_mtime_ns == t for p, t in before.items()), "a cached run was redone"
