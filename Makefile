@@ -6,11 +6,12 @@ STAMP  := $(VENV)/.installed
 
 BENCH  ?= digits
 METHOD ?= bad_teacher
-METHODS ?= bad_teacher,unsir,ssd
+METHODS ?= bad_teacher
+COMPARE ?= bad_teacher,unsir,ssd,temperature_only
 ARGS   ?=
 WORKERS ?= 2
 
-.PHONY: setup setup-ray test test-fast local-eval lint notebook kaggle-local submit clean-cache
+.PHONY: setup setup-ray test test-fast local-eval compare lint notebook kaggle-local submit clean-cache
 
 ## setup: create .venv from requirements.txt and install the package (near-instant when done)
 setup: $(STAMP)
@@ -36,9 +37,13 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-## local-eval: score METHODS (the seed methods and the best within the time rule) on BENCH with the competition metric, oracles included
+## local-eval: score METHODS (default bad_teacher) on BENCH with the competition metric, oracles included
 local-eval: setup
 	$(VENV)/bin/unlearnkit local-eval --bench $(BENCH) --method $(METHODS) --workers $(WORKERS) $(ARGS)
+
+## compare: the seed methods that serve BENCH, the best method within the time rule (ssd) and the temperature_only control, side by side
+compare: setup
+	$(VENV)/bin/unlearnkit local-eval --bench $(BENCH) --method $(COMPARE) --workers $(WORKERS) $(ARGS)
 
 ## lint: ruff over the package, scripts and tests
 lint: setup

@@ -105,6 +105,22 @@ def test_smaller_n_and_another_method_reuse_the_models(bench_file, tmp_path, mon
     assert counter.kinds == ["method"] * 4
 
 
+def test_several_methods_end_with_one_side_by_side_table(bench_file, tmp_path, capsys):
+    """finetune's runs are cached; temperature_only costs nothing: one table ranks both
+    beside the oracles, best score first, with each method's share of a retrain."""
+    assert run_cli(bench_file, tmp_path, method="finetune,temperature_only") == 0
+    out = capsys.readouterr().out
+    table = out[out.index("side by side on tiny, N = "):].splitlines()[1:]
+    assert table[0].split() == ["models", "F", "score", "retain", "test", "forget", "of",
+                                "a", "retrain"]
+    names = [line.split()[0] for line in table[1:]]
+    assert set(names[:2]) == {"finetune", "temperature_only"}
+    assert names[2:] == ["oracle:", "oracle:", "references"]
+    scores = [float(line.split()[4]) for line in table[1:3]]  # F [lo, hi] score ...
+    assert scores == sorted(scores, reverse=True)
+    assert all("%" in line for line in table[1:3])
+
+
 def test_inline_jobs_reuse_the_prepared_context(bench_file, tmp_path, monkeypatch):
     """--workers 1: the jobs run on the pipeline's context, so the data is loaded once."""
     loads = []

@@ -91,7 +91,7 @@ def config_overrides(method: str, path: str | None) -> dict:
 def cmd_local_eval(args) -> int:
     from .benchmarks import load_benchmark
     from .pipeline import Plan, check_plan, check_request, local_eval
-    from .report import default_out_dir, terminal_table, verdict
+    from .report import default_out_dir, side_by_side, terminal_table, verdict
 
     bench = load_benchmark(args.bench, scenario=args.scenario, num_models=args.models)
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
@@ -108,9 +108,10 @@ def cmd_local_eval(args) -> int:
     check_plan(plan)
     for method in methods:  # every method, before the first training
         check_request(bench, [method], overrides[method])
-    failed = 0
+    failed, summaries = 0, []
     for method in methods:
         result = local_eval(bench, method, overrides[method], plan)
+        summaries.append(result.summary)
         plan.fresh = False  # rebuild once, then share
         out = Path(args.out) / method if args.out and len(methods) > 1 else args.out
         out = write_run(result, Path(out) if out else default_out_dir(bench.name, method))
@@ -128,6 +129,9 @@ def cmd_local_eval(args) -> int:
             print(f"the previous run in {out.with_name(out.name[:-len('.failed')])} is left as "
                   "it was", file=sys.stderr)
         print(f"report: {out / 'report.md'}")
+    if len(summaries) > 1:
+        print(f"\nside by side on {bench.name}, N = {bench.num_models} (95% intervals):")
+        print(side_by_side(summaries))
     return 1 if failed else 0
 
 

@@ -141,30 +141,26 @@ def score_submission(zip_path: str | os.PathLike, data_dir: str | os.PathLike, *
 def summary_lines(report: dict) -> list[str]:
     """A few lines a person reads: the score beside both oracles, each with its 95%
     interval, and the verdict against doing nothing."""
+    from unlearnkit.report import with_interval
+
     oracles, iv = report.get("oracles", {}), report.get("intervals", {})
     method = iv.get("method", {})
     lines = [
         f"submission: {report['num_models']} checkpoints on {report['benchmark']}",
-        f"  score {_with_interval(report['score'], method.get('score'))}  "
-        f"forget quality {_with_interval(report['forget_quality'], method.get('forget_quality'))}"
+        f"  score {with_interval(report['score'], method.get('score'))}  "
+        f"forget quality {with_interval(report['forget_quality'], method.get('forget_quality'))}"
         f"  retain acc ratio {report['retain_acc_ratio']:.3f}  "
         f"test acc ratio {report['test_acc_ratio']:.3f}",
     ]
     for name in ("retrain", "original"):
         if name in oracles:
             o, oi = oracles[name], iv.get(f"oracle_{name}", {})
-            lines.append(f"  oracle {name:<8} score {_with_interval(o['score'], oi.get('score'))}"
+            lines.append(f"  oracle {name:<8} score {with_interval(o['score'], oi.get('score'))}"
                          f"  forget quality "
-                         f"{_with_interval(o['forget_quality'], oi.get('forget_quality'))}")
+                         f"{with_interval(o['forget_quality'], oi.get('forget_quality'))}")
     if "distinguishable_from_original" in method:
         verdict = ("distinguishable from" if method["distinguishable_from_original"]
                    else "not distinguishable from")
         lines.append(f"  at 95%, the submission is {verdict} the original oracle (no unlearning)")
     return lines
 
-
-def _with_interval(value: float, interval: dict | None) -> str:
-    """``0.1234 [0.1000, 0.1400]`` (the bare value when no interval was computed)."""
-    if not interval:
-        return f"{value:.4f}"
-    return f"{value:.4f} [{interval['low']:.4f}, {interval['high']:.4f}]"

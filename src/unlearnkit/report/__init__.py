@@ -52,7 +52,7 @@ def _fmt(x, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def _with_interval(value, interval: dict | None) -> str:
+def with_interval(value, interval: dict | None) -> str:
     """``0.1234 [0.1000, 0.1500]``: a number and its 95% interval, when there is one."""
     if interval is None or value is None:
         return _fmt(value)
@@ -67,8 +67,8 @@ def table_rows(summary: dict) -> list[tuple]:
 
     def add(name, key, f, score, accs):
         i = iv.get(key, {})
-        rows.append((name, _with_interval(f, i.get("forget_quality")),
-                     _with_interval(score, i.get("score")), *(_fmt(a) for a in accs)))
+        rows.append((name, with_interval(f, i.get("forget_quality")),
+                     with_interval(score, i.get("score")), *(_fmt(a) for a in accs)))
 
     if "score" in summary:
         a = summary["accuracy"]
@@ -148,8 +148,25 @@ def markdown(summary: dict) -> str:
 
 def terminal_table(summary: dict) -> str:
     """The summary table for the terminal."""
-    head = ("models", "F", "score", "retain", "test", "forget")
-    rows = [head] + table_rows(summary)
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
+    return _aligned([("models", "F", "score", "retain", "test", "forget"), *table_rows(summary)])
+
+
+def side_by_side(summaries: list[dict]) -> str:
+    """Several methods scored against the same references, in one table with the
+    oracles (from the first summary) and each method's share of one retrain's time."""
+    rows = []
+    for s in summaries:
+        if "score" in s:
+            share = f"{100 * s['time_fraction_of_retrain']:.1f}%"
+            rows.append((*table_rows(s)[0], share + (" (over 20%)" if s["over_time_rule"] else "")))
+    oracles = [r for r in table_rows(summaries[0]) if r[0].startswith(("oracle", "references"))]
+    rows.sort(key=lambda r: -float(r[2].split()[0]))
+    return _aligned([("models", "F", "score", "retain", "test", "forget", "of a retrain"),
+                     *rows, *((*r, "-") for r in oracles)])
+
+
+def _aligned(rows: list[tuple]) -> str:
+    """Rows as text columns: the first left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return "\n".join(fmt.format(*r) for r in rows)
