@@ -99,3 +99,19 @@ def calibrate(net: nn.Module, *, seed: int, temperature: float, jitter: float,
     if head.bias is not None:
         head.bias.mul_(factor)
     return finish(net)
+
+
+def calibrate_as_configured(net: nn.Module, *, seed: int, cfg: TunedFields,
+                            method: str) -> nn.Module:
+    """:func:`calibrate` with the variant's ``calibration`` and ``calibration_jitter``."""
+    return calibrate(net, seed=seed, temperature=cfg.calibration, jitter=cfg.calibration_jitter,
+                     method=method)
+
+
+def published_then_tuned(published, method: str, net: nn.Module, retain_loader, forget_loader,
+                         val_loader, *, seed: int, cfg: TunedFields) -> nn.Module:
+    """A variant that runs its ``published`` method function unchanged first, then
+    :func:`perturb_and_repair` and the calibration (Bad Teacher's and UNSIR's)."""
+    published(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
+    perturb_and_repair(net, retain_loader, seed=seed, cfg=cfg)
+    return calibrate_as_configured(net, seed=seed, cfg=cfg, method=method)

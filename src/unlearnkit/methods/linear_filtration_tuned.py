@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from . import register_method
-from ._tuned import TunedFields, calibrate, perturb_and_repair
+from ._tuned import TunedFields, calibrate_as_configured, perturb_and_repair
 from .linear_filtration import LinearFiltrationConfig, linear_filtration
 
 
@@ -39,5 +39,4 @@ def linear_filtration_tuned(net: nn.Module, retain_loader, forget_loader, val_lo
     """:func:`perturb_and_repair`, published Linear Filtration, then :func:`calibrate`."""
     perturb_and_repair(net, retain_loader, seed=seed, cfg=cfg)
     linear_filtration(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
-    return calibrate(net, seed=seed, temperature=cfg.calibration,
-                     jitter=cfg.calibration_jitter, method=NAME)
+    return calibrate_as_configured(net, seed=seed, cfg=cfg, method=NAME)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from . import register_method
-from ._tuned import TunedFields, calibrate, perturb_and_repair
+from ._tuned import TunedFields, published_then_tuned
 from .unsir import UnsirConfig, unsir
 
 
@@ -36,7 +36,5 @@ NAME = "unsir_tuned"
 def unsir_tuned(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: int,
                 cfg: UnsirTunedConfig) -> nn.Module:
     """Published UNSIR, :func:`perturb_and_repair`, then :func:`calibrate`."""
-    unsir(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
-    perturb_and_repair(net, retain_loader, seed=seed, cfg=cfg)
-    return calibrate(net, seed=seed, temperature=cfg.calibration,
-                     jitter=cfg.calibration_jitter, method=NAME)
+    return published_then_tuned(unsir, NAME, net, retain_loader, forget_loader, val_loader,
+                                seed=seed, cfg=cfg)
