@@ -37,6 +37,17 @@ def executor_fields(args) -> dict:
             "gpus_per_job": args.gpus_per_job}
 
 
+def plan_from(args, **extra):
+    """The run plan of a command with --workers, --fused, --device, --cache, --data,
+    --quiet and the executor options (fused: 32 models per job on CUDA, 1 on the CPU)."""
+    from .pipeline import Plan
+
+    device = args.device or _default_device()
+    return Plan(device=device, workers=args.workers,
+                fused=args.fused or (32 if device == "cuda" else 1), cache_dir=args.cache,
+                data_root=args.data, progress=not args.quiet, **executor_fields(args), **extra)
+
+
 def add_local_eval(sub) -> None:
     p = sub.add_parser("local-eval", help="score a method with the competition metric, locally",
                        description="Train (or read from the cache) the original, N references "
@@ -90,7 +101,7 @@ def config_overrides(method: str, path: str | None) -> dict:
 
 def cmd_local_eval(args) -> int:
     from .benchmarks import load_benchmark
-    from .pipeline import Plan, check_plan, check_request, local_eval
+    from .pipeline import check_plan, check_request, local_eval
     from .report import default_out_dir, side_by_side, terminal_table, verdict
 
     bench = load_benchmark(args.bench, scenario=args.scenario, num_models=args.models)
@@ -100,11 +111,7 @@ def cmd_local_eval(args) -> int:
                          "separated by commas (`unlearnkit list` shows them)")
     sets = parse_assignments(args.set)
     overrides = {m: {**config_overrides(m, args.config), **sets} for m in methods}
-    device = args.device or _default_device()
-    fused = args.fused or (32 if device == "cuda" else 1)
-    plan = Plan(device=device, workers=args.workers, fused=fused, cache_dir=args.cache,
-                data_root=args.data, fresh=args.fresh, keep_models=args.keep_models,
-                progress=not args.quiet, **executor_fields(args))
+    plan = plan_from(args, fresh=args.fresh, keep_models=args.keep_models)
     check_plan(plan)
     for method in methods:  # every method, before the first training
         check_request(bench, [method], overrides[method])
@@ -166,16 +173,12 @@ def cmd_leaderboard(args) -> int:
     from .assignments import parse_method_assignments
     from .benchmarks import load_benchmark
     from .leaderboard import run_leaderboard
-    from .pipeline import Plan
     from .report.leaderboard import markdown, write_leaderboard
 
     bench = load_benchmark(args.bench, num_models=args.models)
     names = None if args.methods.strip() == "all" else \
         [m.strip() for m in args.methods.split(",") if m.strip()]
-    device = args.device or _default_device()
-    plan = Plan(device=device, workers=args.workers,
-                fused=args.fused or (32 if device == "cuda" else 1), cache_dir=args.cache,
-                data_root=args.data, progress=not args.quiet, **executor_fields(args))
+    plan = plan_from(args)
     lb = run_leaderboard(bench, plan, names, parse_method_assignments(args.set))
     command = "unlearnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = write_leaderboard(lb, args.out or Path("runs") / f"leaderboard-{bench.name}", command)
@@ -231,7 +234,6 @@ def cmd_tune(args) -> int:
     import shlex
 
     from .benchmarks import load_benchmark
-    from .pipeline import Plan
     from .report.tune import write_tune
     from .tune import TuneRequest, run_tune
 
@@ -240,11 +242,7 @@ def cmd_tune(args) -> int:
                       seed=args.seed, study=args.study, storage=args.storage,
                       space=args.space or [], fixed=parse_assignments(args.set),
                       timeout=args.timeout)
-    device = args.device or _default_device()
-    plan = Plan(device=device, workers=args.workers,
-                fused=args.fused or (32 if device == "cuda" else 1), cache_dir=args.cache,
-                data_root=args.data, progress=not args.quiet, **executor_fields(args))
-    summary = run_tune(req, plan)
+    summary = run_tune(req, plan_from(args))
     command = "unlearnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = write_tune(summary, args.out or Path("runs") / f"tune-{bench.name}-{args.method}",
                      command)
