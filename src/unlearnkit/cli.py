@@ -37,6 +37,20 @@ def executor_fields(args) -> dict:
             "gpus_per_job": args.gpus_per_job}
 
 
+def add_plan_options(p, workers_help: str = "jobs run at once (processes, one thread "
+                     "each: the results do not depend on it)") -> None:
+    """The options :func:`plan_from` reads: --workers, --fused, --device, --data, --cache,
+    --quiet and the executor's."""
+    p.add_argument("--workers", type=int, default=1, help=workers_help)
+    p.add_argument("--fused", type=int, default=None,
+                   help="models trained together per job (default: 1 on CPU, 32 on CUDA)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    p.add_argument("--data", help="data root (else $UNLEARNKIT_DATA); the folder for `competition`")
+    p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_options(p)
+
+
 def plan_from(args, **extra):
     """The run plan of a command with --workers, --fused, --device, --cache, --data,
     --quiet and the executor options (fused: 32 models per job on CUDA, 1 on the CPU)."""
@@ -57,12 +71,6 @@ def add_local_eval(sub) -> None:
                    help="method name; several separated by commas (default: bad_teacher)")
     p.add_argument("--scenario", help="override: random:F | group:K | class:C1,C2 | given")
     p.add_argument("--models", type=int, help="N models per side (override)")
-    p.add_argument("--workers", type=int, default=1, help="jobs run at once (processes, one thread each: the results do not depend on it)")
-    p.add_argument("--fused", type=int, default=None,
-                   help="models trained together per job (default: 1 on CPU, 32 on CUDA)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
-    p.add_argument("--data", help="data root (else $UNLEARNKIT_DATA); the folder for `competition`")
-    p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
     p.add_argument("--out", help="output folder (default runs/<date>-<bench>-<method>/), replaced "
                    "as a whole when the run succeeds")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -72,8 +80,7 @@ def add_local_eval(sub) -> None:
     p.add_argument("--fresh", action="store_true", help="ignore the cache and rebuild everything")
     p.add_argument("--keep-models", action="store_true",
                    help="also keep each unlearned model's weights in the cache")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_executor_options(p)
+    add_plan_options(p)
     p.set_defaults(func=cmd_local_eval)
 
 
@@ -153,17 +160,10 @@ def add_leaderboard(sub) -> None:
     p.add_argument("--methods", default="all",
                    help="'all' (every method serving the scenario) or names separated by commas")
     p.add_argument("--models", type=int, help="N models per side (override)")
-    p.add_argument("--workers", type=int, default=1, help="jobs run at once (processes)")
-    p.add_argument("--fused", type=int, default=None,
-                   help="models trained together per job (default: 1 on CPU, 32 on CUDA)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
-    p.add_argument("--data", help="data root (else $UNLEARNKIT_DATA); the folder for `competition`")
-    p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
     p.add_argument("--out", help="output folder (default runs/leaderboard-<bench>/)")
     p.add_argument("--set", action="append", metavar="METHOD.KEY=VALUE",
                    help="a method's hyperparameter override (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_executor_options(p)
+    add_plan_options(p, "jobs run at once (processes)")
     p.set_defaults(func=cmd_leaderboard)
 
 
@@ -216,17 +216,9 @@ def add_tune(sub) -> None:
                    "<bench>-<method>.db)")
     p.add_argument("--timeout", type=float,
                    help="start no new trial after this many seconds of trials")
-    p.add_argument("--workers", type=int, default=1,
-                   help="runs of one trial at once (processes, like local-eval's); to share a "
-                   "study between processes, run the same command twice")
-    p.add_argument("--fused", type=int, default=None,
-                   help="models trained together per job (default: 1 on CPU, 32 on CUDA)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
-    p.add_argument("--data", help="data root (else $UNLEARNKIT_DATA)")
-    p.add_argument("--cache", help="cache folder (else $UNLEARNKIT_CACHE or data/cache)")
     p.add_argument("--out", help="output folder (default runs/tune-<bench>-<method>/)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_executor_options(p)
+    add_plan_options(p, "runs of one trial at once (processes, like local-eval's); to share a "
+                     "study between processes, run the same command twice")
     p.set_defaults(func=cmd_tune)
 
 
