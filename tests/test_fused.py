@@ -64,10 +64,12 @@ def mismatch(state: dict, ref: dict, rtol: float = 1e-4, atol: float = 1e-5) -> 
     return bad / total, worst
 
 
-def test_small_cnn_matches_one_by_one_including_chunks():
+@pytest.mark.parametrize("name", ["small_cnn", "small_cnn_mlp"])
+def test_cpu_nets_match_one_by_one_including_chunks(name):
+    """The flattened features of small_cnn_mlp keep model k's block contiguous."""
     data, seeds = make_data(128), [3, 7, 11]
-    fused = train_many("small_cnn", data, seeds, CFG, chunk=2, progress=False)  # chunks of 2, 1
-    for state, ref in zip(fused, one_by_one("small_cnn", data, seeds, CFG)):
+    fused = train_many(name, data, seeds, CFG, chunk=2, progress=False)  # chunks of 2, 1
+    for state, ref in zip(fused, one_by_one(name, data, seeds, CFG)):
         frac, worst = mismatch(state, ref)
         assert frac < 1e-3 and worst < CFG.lr, (frac, worst)
 

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from tiny_bench import tiny_bench
 
 from unlearnkit import cache as cache_mod
 from unlearnkit import context, jobs
@@ -18,16 +19,7 @@ from unlearnkit.methods import _REGISTRY, MethodSpec
 from unlearnkit.metrics.competition import forget_quality
 from unlearnkit.train import predict_logits
 
-TINY = {
-    "description": "tiny digits for tests",
-    "source": "digits",
-    "source_options": {"views": 1},
-    "scenario": "random:0.1",
-    "model": "small_cnn",
-    "num_models": 5,
-    "train": {"epochs": 1, "lr": 1e-3},
-    "method_overrides": {"finetune": {"epochs": 1}},
-}
+TINY = tiny_bench(5)
 
 
 @pytest.fixture(scope="module")

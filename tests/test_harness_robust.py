@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tiny_bench import tiny_bench
 
 from unlearnkit import cache as cache_mod
 from unlearnkit import context, jobs
@@ -29,16 +30,7 @@ from unlearnkit.data.sources import get_source
 from unlearnkit.methods import _REGISTRY
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-TINY = {
-    "description": "tiny digits for tests",
-    "source": "digits",
-    "source_options": {"views": 1},
-    "scenario": "random:0.1",
-    "model": "small_cnn",
-    "num_models": 4,
-    "train": {"epochs": 1, "lr": 1e-3},
-    "method_overrides": {"finetune": {"epochs": 1}},
-}
+TINY = tiny_bench(4)
 
 
 def run_cli(bench_file, root, *extra, method="finetune", out="run", cache="cache"):

@@ -7,14 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
+from tiny_bench import tiny_bench
 
 from unlearnkit.cli import main
 from unlearnkit.methods import _REGISTRY, MethodConfig, register_method
 
-TINY = {
-    "source": "digits", "source_options": {"views": 1}, "scenario": "random:0.1",
-    "model": "small_cnn", "num_models": 4, "train": {"epochs": 1, "lr": 1e-3},
-}
+TINY = tiny_bench(4)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tiny_bench import tiny_bench
 
 from unlearnkit import cache as cache_mod
 from unlearnkit import jobs, pipeline
@@ -26,16 +27,7 @@ from unlearnkit.cli import main
 from unlearnkit.context import RETRAIN, prepare
 from unlearnkit.methods import resolve_config
 
-TINY = {
-    "description": "tiny digits for the Ray executor's tests",
-    "source": "digits",
-    "source_options": {"views": 1},
-    "scenario": "random:0.1",
-    "model": "small_cnn",
-    "num_models": 4,
-    "train": {"epochs": 1, "lr": 1e-3},
-    "method_overrides": {"finetune": {"epochs": 1}},
-}
+TINY = tiny_bench(4)
 N = 2  # models per side in the pipeline tests: 7 small trainings and 2 method runs
 METHOD = "finetune"
 SRC = str(Path(__file__).resolve().parents[1] / "src")

@@ -71,6 +71,31 @@ def small_cnn(num_classes: int = NUM_CLASSES) -> nn.Module:
     return SmallCNN(num_classes)
 
 
+class SmallCNNMLP(SmallCNN):
+    """The small CNN's conv blocks, then a hidden layer on the flattened 4x4 features.
+
+    The hidden layer gives the capacity to memorise a few thousand CIFAR-10 images in
+    20 epochs on a 2-core CPU (retain accuracy 0.98 against 0.71 for ``small_cnn`` after
+    30), which is what makes a forget set's removal visible to the metric, as it is for
+    the competition's ResNet-18. The classifier stays at ``net.fc``.
+    """
+
+    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 16, hidden: int = 256):
+        super().__init__(num_classes, width)
+        self.hidden = nn.Linear(4 * width * 4 * 4, hidden)
+        self.act = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.act(self.hidden(torch.flatten(self.features(x), 1))))
+
+
+@register_model("small_cnn_mlp")
+def small_cnn_mlp(num_classes: int = NUM_CLASSES) -> nn.Module:
+    """The CPU CIFAR-10 benchmarks' network (about 290k parameters, 1.2x small_cnn's time)."""
+    return SmallCNNMLP(num_classes)
+
+
 TIMM_PREFIX = "timm:"
 """``timm:<name>`` builds ``timm.create_model(name, num_classes=K, pretrained=False)``."""
 
