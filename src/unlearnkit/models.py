@@ -92,7 +92,8 @@ class SmallCNNMLP(SmallCNN):
 
 @register_model("small_cnn_mlp")
 def small_cnn_mlp(num_classes: int = NUM_CLASSES) -> nn.Module:
-    """The CPU CIFAR-10 benchmarks' network (about 290k parameters, 1.2x small_cnn's time)."""
+    """The competition-style CPU benchmark's network (289k parameters; 10 epochs on 4,379
+    CIFAR-10 images took about 20 s on this 2-core CPU, as small_cnn's did)."""
     return SmallCNNMLP(num_classes)
 
 
