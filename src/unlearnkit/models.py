@@ -82,6 +82,7 @@ class SmallCNNMLP(SmallCNN):
 
     def __init__(self, num_classes: int = NUM_CLASSES, width: int = 16, hidden: int = 256):
         super().__init__(num_classes, width)
+        del self.pool  # the hidden layer reads every position, not their average
         self.hidden = nn.Linear(4 * width * 4 * 4, hidden)
         self.act = nn.ReLU(inplace=True)
         self.fc = nn.Linear(hidden, num_classes)
