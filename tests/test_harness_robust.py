@@ -254,13 +254,15 @@ def _alive_in_group(pgid: int) -> list[str]:
 
 def test_ctrl_c_with_workers_ends_at_once_and_leaves_only_whole_entries(built, tmp_path):
     """Ctrl-C while two workers run the method: the command ends within 2 s, no worker
-    trains on, and the cache holds only whole entries (no temporary file)."""
+    trains on, and the cache holds only whole entries (no temporary file). 16 epochs keep
+    each run long enough that the pool is still training when the signal lands (with 4,
+    the pool sometimes finished first and the command exited 0)."""
     cache = tmp_path / "cache"
     shutil.copytree(built / "cache", cache)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "unlearnkit.cli", "local-eval", "--bench",
-         str(built / "tiny.yaml"), "--method", "finetune", "--set", "epochs=4", "--workers",
+         str(built / "tiny.yaml"), "--method", "finetune", "--set", "epochs=16", "--workers",
          "2", "--quiet", "--cache", str(cache), "--out", str(tmp_path / "run")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     runs = "*/*/runs/finetune/*/*.npz"

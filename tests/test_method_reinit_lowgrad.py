@@ -14,6 +14,8 @@ from torch import nn
 from unlearnkit.methods import resolve_config, run_method
 from unlearnkit.methods._common import named_convs
 from unlearnkit.methods.reinit_lowgrad import (
+    fresh_weights,
+    maskable_layers,
     reinit_masked,
     smallest_masks,
     warmup_decay,
@@ -112,7 +114,8 @@ def test_full_gradient_scale_trains_every_conv_weight():
 
 @pytest.mark.parametrize("bad", [{"reinit_fraction": 0.0}, {"reinit_fraction": 1.0},
                                  {"reinit_fraction": 1.5}, {"grad_scale": -0.1},
-                                 {"retain_ratio": 0.0}, {"scope": "per-channel"}])
+                                 {"retain_ratio": 0.0}, {"scope": "per-channel"},
+                                 {"layers": "linear"}])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         resolve_config("reinit_lowgrad", bad)
@@ -142,3 +145,38 @@ def test_an_empty_forget_set_is_refused():
     with pytest.raises(ValueError, match="forget loader is empty"):
         run_method("reinit_lowgrad", build_model("small_cnn"), retain, [], None, seed=0,
                    cfg=resolve_config("reinit_lowgrad"))
+
+
+def test_conv_only_leaves_linear_layers_as_they_were_and_conv_linear_resets_them_too():
+    """small_cnn_mlp's hidden layer is left alone by the published conv-only mask and
+    30% re-initialised with layers='conv+linear' (a negligible learning rate, so only a
+    re-initialisation moves a weight by more than 1e-4)."""
+    retain, forget = _loaders()
+    n = 1024 * 256
+    for layers, low, high in (("conv", 0, 0), ("conv+linear", 0.29 * n, 0.3 * n)):
+        torch.manual_seed(0)
+        net = build_model("small_cnn_mlp")
+        before = net.hidden.weight.detach().clone()
+        cfg = resolve_config("reinit_lowgrad", {"layers": layers, "weight_decay": 0.0,
+                                                "epochs": 1, "lr": 1e-9})
+        run_method("reinit_lowgrad", net, retain, forget, None, seed=0, cfg=cfg)
+        moved = int(((net.hidden.weight - before).abs() > 1e-4).sum())
+        assert low <= moved <= high, (layers, moved)
+        assert not net.hidden.weight._backward_hooks
+
+
+def test_maskable_layers_are_convs_then_also_linears_in_module_order():
+    net = build_model("small_cnn_mlp")
+    convs = [name for name, _ in maskable_layers(net, "conv")]
+    both = [name for name, _ in maskable_layers(net, "conv+linear")]
+    assert convs == [name for name, _ in named_convs(net)]
+    assert set(both) - set(convs) == {"hidden", "fc"}
+    assert both == [name for name, m in net.named_modules() if name in set(both)]
+
+
+def test_fresh_linear_weights_follow_pytorchs_default_uniform_bound():
+    layer = nn.Linear(400, 50)
+    w = fresh_weights(layer, torch.Generator().manual_seed(0))
+    bound = 1 / math.sqrt(400)
+    assert w.shape == layer.weight.shape and w.abs().max() <= bound
+    assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)

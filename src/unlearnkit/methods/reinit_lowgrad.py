@@ -9,7 +9,9 @@
    (a tenth of the learning rate for them, weight decay in full), the learning rate
    warming up then decaying linearly per epoch.
 
-The random retain subset makes the mask differ from run to run.
+The random retain subset makes the mask differ from run to run. ``layers='conv+linear'``
+(not in the write-up) lets the mask reach the fully connected layers too, for nets like
+the kit's small_cnn_mlp whose hidden layer holds most of the weights.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ._common import (
 )
 
 SCOPES = ("layer", "global")
+LAYERS = ("conv", "conv+linear")
 
 
 @dataclass
@@ -53,11 +56,16 @@ class ReinitLowgradConfig(MethodConfig):
     scope: str = param("layer", choices=SCOPES)
     """Where that share is counted: 'layer' = in each conv separately (kgltop2's code);
     'global' = over all conv weights together (the write-up's 'globally unstructured')."""
+    layers: str = param("conv", choices=LAYERS)
+    """Which weights may be re-initialised: 'conv' = every convolution (the write-up and
+    kgltop2: a ResNet-18 is nearly all convolutions); 'conv+linear' also every Linear
+    layer, for a net whose fully connected layers hold much of what it memorised (the
+    kit's small_cnn_mlp: 265k of its 289k weights)."""
     retain_ratio: float = param(1.0, min=0, min_open=True)
     """Size of the random retain subset for the gradients, as a multiple of the forget
     set's size (write-up: |D_r'| = |D_f|, better than the whole retain set: 1)."""
     grad_scale: float = param(0.1, min=0, max=1)
-    """Gradient multiplier on the conv weights that were kept during fine-tuning
+    """Gradient multiplier on the maskable weights that were kept during fine-tuning
     (write-up and kgltop2: 0.1, i.e. 1/10 of the learning rate)."""
     epochs: int = param(5, min=1, quick=2, search=Space(2, 8))
     """Fine-tuning passes over the retain set (kgltop2: 5; the write-up gives none)."""
@@ -98,12 +106,24 @@ def _random_subset(loader, device: torch.device, n: int,
     return xs, ys, batch_size
 
 
+def maskable_layers(net: nn.Module, layers: str = "conv") -> list[tuple[str, nn.Module]]:
+    """The layers whose weights MSG may re-initialise, with their qualified names, in
+    module order: every ``Conv2d``, and with ``layers='conv+linear'`` every ``Linear``."""
+    if layers not in LAYERS:
+        raise ValueError(f"layers must be one of {LAYERS}, got {layers!r}")
+    if layers == "conv":
+        return list(named_convs(net))
+    return [(name, m) for name, m in net.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
 def negated_gradients(net: nn.Module, retain: tuple[torch.Tensor, torch.Tensor], forget_loader,
-                      batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Sum over batches of grad CE(retain subset) + grad(-CE(forget)), per conv weight.
+                      batch_size: int, device: torch.device,
+                      layers: str = "conv") -> dict[str, torch.Tensor]:
+    """Sum over batches of grad CE(retain subset) + grad(-CE(forget)), per maskable weight.
 
     Batch means per batch, summed without zeroing in between (kgltop2); the net runs in
-    its current mode. Returns ``{conv name: gradient}`` and leaves no gradients behind.
+    its current mode. Returns ``{layer name: gradient}`` and leaves no gradients behind.
     """
     net.zero_grad(set_to_none=True)
     for x, y in split_batches(*retain, batch_size=batch_size):
@@ -111,9 +131,9 @@ def negated_gradients(net: nn.Module, retain: tuple[torch.Tensor, torch.Tensor],
     for x, y in iter_batches(forget_loader, device):
         (-F.cross_entropy(net(x), y)).backward()
     grads = {}
-    for name, conv in named_convs(net):
-        g = conv.weight.grad
-        grads[name] = torch.zeros_like(conv.weight) if g is None else g.detach().clone()
+    for name, layer in maskable_layers(net, layers):
+        g = layer.weight.grad
+        grads[name] = torch.zeros_like(layer.weight) if g is None else g.detach().clone()
     net.zero_grad(set_to_none=True)
     return grads
 
@@ -147,20 +167,31 @@ def _lowest(values: torch.Tensor, k: int) -> torch.Tensor:
     return mask
 
 
-@torch.no_grad()
-def reinit_masked(net: nn.Module, masks: dict[str, torch.Tensor], gen: torch.Generator) -> None:
-    """Set the masked conv weights to fresh Kaiming-normal draws (fan_out, ReLU gain).
+def fresh_weights(layer: nn.Module, gen: torch.Generator) -> torch.Tensor:
+    """New values for ``layer``'s weight, drawn from ``gen`` on the CPU (the same draws on
+    any device), each layer type with its usual initialisation.
 
-    As ``kaiming_normal_(mode='fan_out', nonlinearity='relu')``: N(0, 2 / fan_out) with
-    fan_out = out_channels * kh * kw, drawn from ``gen`` on the CPU (the same draws on
-    any device). Unmasked weights keep their values.
+    Conv2d as torchvision's ResNet, ``kaiming_normal_(mode='fan_out',
+    nonlinearity='relu')``: N(0, 2 / fan_out), fan_out = out_channels * kh * kw.
+    Linear as PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
     """
-    for name, conv in named_convs(net):
-        w = conv.weight
-        fan_out = w.shape[0] * math.prod(w.shape[2:])
-        std = math.sqrt(2.0 / fan_out)
-        fresh = (torch.randn(w.shape, generator=gen) * std).to(device=w.device, dtype=w.dtype)
-        w.copy_(torch.where(masks[name], fresh, w))
+    w = layer.weight
+    if isinstance(layer, nn.Linear):
+        bound = 1.0 / math.sqrt(w.shape[1])
+        fresh = (torch.rand(w.shape, generator=gen) * 2 - 1) * bound
+    else:
+        std = math.sqrt(2.0 / (w.shape[0] * math.prod(w.shape[2:])))
+        fresh = torch.randn(w.shape, generator=gen) * std
+    return fresh.to(device=w.device, dtype=w.dtype)
+
+
+@torch.no_grad()
+def reinit_masked(net: nn.Module, masks: dict[str, torch.Tensor], gen: torch.Generator,
+                  layers: str = "conv") -> None:
+    """Set the masked weights of the maskable layers to fresh draws (``fresh_weights``);
+    unmasked weights keep their values."""
+    for name, layer in maskable_layers(net, layers):
+        layer.weight.copy_(torch.where(masks[name], fresh_weights(layer, gen), layer.weight))
 
 
 @register_method(
@@ -181,15 +212,16 @@ def reinit_lowgrad(net: nn.Module, retain_loader, forget_loader, val_loader, *, 
     *retain_subset, batch_size = _random_subset(retain_loader, device, subset_size, gen)
 
     net.train()  # as in the competition, where the net arrived freshly built
-    grads = negated_gradients(net, tuple(retain_subset), forget_loader, batch_size, device)
+    grads = negated_gradients(net, tuple(retain_subset), forget_loader, batch_size, device,
+                              cfg.layers)
     masks = smallest_masks(grads, cfg.reinit_fraction, cfg.scope)
-    reinit_masked(net, masks, gen)
+    reinit_masked(net, masks, gen, cfg.layers)
 
     handles = []
-    for name, conv in named_convs(net):
-        scale = torch.full_like(conv.weight, cfg.grad_scale)
+    for name, layer in maskable_layers(net, cfg.layers):
+        scale = torch.full_like(layer.weight, cfg.grad_scale)
         scale[masks[name]] = 1.0
-        handles.append(conv.weight.register_hook(lambda g, s=scale: g * s))
+        handles.append(layer.weight.register_hook(lambda g, s=scale: g * s))
     try:
         opt = sgd(net, cfg.lr, cfg.momentum, cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(
