@@ -255,8 +255,9 @@ def _alive_in_group(pgid: int) -> list[str]:
 def test_ctrl_c_with_workers_ends_at_once_and_leaves_only_whole_entries(built, tmp_path):
     """Ctrl-C while two workers run the method: the command ends within 2 s, no worker
     trains on, and the cache holds only whole entries (no temporary file). 16 epochs keep
-    the pool training well past the signal (with 4 the command exited 0 in two of four
-    full-suite runs: the signal landed late or in a window where it is ignored)."""
+    the pool training well past the signal (with 4 the command exited 0 in two local
+    full-suite runs on 2026-12-03: the signal landed late or in a window where it is
+    ignored)."""
     cache = tmp_path / "cache"
     shutil.copytree(built / "cache", cache)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
