@@ -37,6 +37,7 @@ INSTALL_HINT = "the Ray executor needs Ray: install the extra: pip install -e .[
 MAX_RETRIES = 3  # a job whose worker dies is run again this many times
 PROBE_SECONDS = 3.0  # how long the TCP probe of --address waits
 CANCEL_SECONDS = 5.0  # cancelled tasks get this long to unwind before the driver goes on
+GRACE_SECONDS = 2.0  # tasks finishing this soon are not cancelled (a Ray race: see cancel)
 GPU_SHARE = 0.25  # of a GPU, for a one-model CUDA job (several share a card)
 _started_here = False  # whether this process started the local Ray instance
 
@@ -225,15 +226,24 @@ class RayExecutor:
                                         f"({type(err).__name__}: {first})")
 
 
-def cancel(ray, refs: list) -> None:
+def cancel(ray, refs: list, grace: float = GRACE_SECONDS) -> None:
     """Cancel ``refs``: queued ones are dropped, running ones get a KeyboardInterrupt
-    (their temporary files are removed); wait a little for them to unwind."""
-    for ref in refs:
+    (their temporary files are removed); wait a little for them to unwind.
+
+    Tasks that finish within ``grace`` seconds are left alone: cancelling a task whose
+    reply is on its way crashes Ray's driver (2.60: ``Check failed: it !=
+    submissible_tasks_.end() Tried to complete task that was not pending``, the race of
+    ray-project/ray#54798), which ends the whole process with exit code 1."""
+    try:
+        _, running = ray.wait(refs, num_returns=len(refs), timeout=grace)
+    except Exception:
+        running = refs
+    for ref in running:
         try:
             ray.cancel(ref, force=False)
         except Exception:  # already finished or gone
             pass
     try:
-        ray.wait(refs, num_returns=len(refs), timeout=CANCEL_SECONDS)
+        ray.wait(running, num_returns=len(running), timeout=CANCEL_SECONDS)
     except Exception:
         pass
