@@ -121,6 +121,52 @@ def test_fast_counts_are_closed_intervals_and_upper_sets():
             assert max(k, 0) == tp * (n + 1) + fp
 
 
+def test_left_edges_are_numpys_linspace_bit_for_bit():
+    rng = np.random.default_rng(5)
+    start = rng.uniform(-110, 110, 3000) * rng.choice([1, 1e-3, 1e3], 3000)
+    # the metric's spans (2 * BUFFER) and others, where j * step + start can miss stop
+    stop = start + np.where(rng.random(3000) < 0.5, 2 * sc.BUFFER, rng.uniform(0.1, 50, 3000))
+    step = (stop - start) / (sc.NUM_LEFT - 1)
+    j = np.arange(sc.NUM_LEFT, dtype=np.float64)[:, None]
+    np.testing.assert_array_equal(sc._left_edge(j, start, step, stop),
+                                  np.linspace(start, stop, num=sc.NUM_LEFT))
+
+
+def test_left_edge_counts_are_exact_on_and_beside_the_edges():
+    # Values placed on left edges, one ulp either side of them, and far outside: the
+    # count of edges <= each value must equal plain counting on np.linspace's edges.
+    rng = np.random.default_rng(6)
+    start = np.sort(rng.uniform(-5, 5, 40))
+    stop = start + 2 * sc.BUFFER
+    edges = np.linspace(start, stop, num=sc.NUM_LEFT)  # [400, R]
+    on = edges[rng.integers(0, sc.NUM_LEFT, 30), rng.integers(0, start.size, 30)]
+    values = np.sort(np.concatenate([
+        on, np.nextafter(on, np.inf), np.nextafter(on, -np.inf), edges[-1, :5], edges[0, :5],
+        [-1e3, 1e3], rng.uniform(-10, 10, 20)]))
+    got = sc._edges_at_or_below(values, start, stop)
+    want = (edges[None, :, :] <= values[:, None, None]).sum(axis=1)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", [2, 5, 16, 41])
+def test_interval_family_scored_by_distinct_counts_equals_every_left_edge(n):
+    rng = np.random.default_rng(60 + n)
+    for kind in KINDS:
+        u, r = _column_pair(rng, n, kind)
+        pos, neg = sc._sides(u, r)
+        peaky, _, right, width = sc._interval_grid(pos, neg)
+        if not right.size:
+            continue
+        values, below_pos, below_neg = sc._merge(pos, neg)
+        b_peaky, b_wide = (below_pos, below_neg) if peaky is pos else (below_neg, below_pos)
+        table = sc._eps_table(n, sc._mean_factor(n, sc.NUM_LEFT * right.size))
+        shifted = right - width
+        left = np.linspace(shifted - sc.BUFFER, shifted + sc.BUFFER, num=sc.NUM_LEFT)
+        every = table.take(sc._interval_keys(values, b_peaky, b_wide, left, right),
+                           mode="clip").max()
+        assert sc._interval_best(values, b_peaky, b_wide, right, width, table) == every, kind
+
+
 def test_fast_equals_dense_at_competition_size():
     rng = np.random.default_rng(7)
     u = rng.normal(size=(512, 3))

@@ -8,7 +8,8 @@ float32 rates, the float32 torch.linspace grid, float32 epsilons. Two implementa
   scorer does; slow, used as the test oracle;
 - ``epsilon_fast``: both columns merged and sorted once, every threshold's counts found
   with ``np.searchsorted``, and epsilons looked up in a cached table indexed by
-  (true positives, false positives). Same epsilons, over 100 times faster.
+  (true positives, false positives); with few models only the distinct counts of the
+  interval family's left edges are scored. Same epsilons, 20 to 140 times faster.
 
 Checked against a transcription of the scorer run on CUDA (H200): identical epsilons and
 F for N = 16, 41, 100, 512 (docs/scoring.md).
@@ -307,13 +308,70 @@ def _epsilon_fast(u_col, r_col, fma: bool, empty_eps: float | None) -> np.float3
     peaky, _, right, width = _interval_grid(pos, neg)
     if right.size:
         b_peaky, b_wide = (below_pos, below_neg) if peaky is pos else (below_neg, below_pos)
-        shifted = right - width
-        left = np.linspace(shifted - BUFFER, shifted + BUFFER, num=NUM_LEFT)  # [400, R]
-        key = _interval_keys(values, b_peaky, b_wide, left, right)
-        # left > right gives key <= 0; clipped to entry 0 = (0, 0), which is dropped.
-        table = _eps_table(n, _mean_factor(n, left.size))
-        best = max(best, float(table.take(key, mode="clip").max()))
+        table = _eps_table(n, _mean_factor(n, NUM_LEFT * right.size))
+        best = max(best, _interval_best(values, b_peaky, b_wide, right, width, table))
     return _finish(best if best >= 0 else float("nan"), empty_eps)
+
+
+def _interval_best(values, below_peaky, below_wide, right, width, table) -> float:
+    """The largest table entry over the interval family's 400 * R thresholds (-1: none).
+
+    Left edges ``np.linspace(right - width - BUFFER, right - width + BUFFER, 400)``; a
+    left edge > its right edge gives a key <= 0, clipped to entry 0 = (0, 0), dropped.
+    With few models (2N + 1 < 200) only the distinct left counts are scored: a left
+    edge's count of confidences below it takes at most 2N + 1 values per right edge
+    (:func:`_left_counts_seen`), so [2N+1, R] keys replace [400, R] binary searches.
+    """
+    shifted = right - width
+    start, stop = shifted - BUFFER, shifted + BUFFER
+    n = below_peaky[-1]
+    code = below_peaky * (n + 1) + below_wide  # [2N+1]
+    if values.size + 1 >= NUM_LEFT // 2:  # many models: binary search every left edge
+        left = np.linspace(start, stop, num=NUM_LEFT)  # [400, R]
+        key = _interval_keys(values, below_peaky, below_wide, left, right)
+        return float(table.take(key, mode="clip").max())
+    upto_right = code[np.searchsorted(values, right, "right")]  # [R] confs <= right
+    key = upto_right[None, :] - code[:, None]  # [2N+1, R]: minus the i confs < left
+    eps = table.take(key, mode="clip")
+    return float(np.where(_left_counts_seen(values, start, stop), eps, -1).max())
+
+
+def _left_counts_seen(values, start, stop) -> np.ndarray:
+    """[2N+1, R]: whether some left edge j of right edge r has exactly i values < it.
+
+    ``searchsorted(values, left, "left") == i`` iff values[i-1] < left <= values[i], so
+    i occurs iff the count of edges <= values[i] exceeds the count <= values[i-1].
+    """
+    le = _edges_at_or_below(values, start, stop)  # [2N, R]
+    r = start.shape[0]
+    counts = np.concatenate([np.zeros((1, r), np.int64), le, np.full((1, r), NUM_LEFT)])
+    return np.diff(counts, axis=0) > 0
+
+
+def _left_edge(j, start, step, stop) -> np.ndarray:
+    """``np.linspace(start, stop, NUM_LEFT)[j]`` bit for bit (j: float, 0..NUM_LEFT-1):
+    numpy's j * step + start, the last edge set to ``stop`` (checked in the tests)."""
+    edge = j * step + start
+    last = j == NUM_LEFT - 1
+    return np.where(last, stop, edge) if last.any() else edge
+
+
+def _edges_at_or_below(values, start, stop) -> np.ndarray:
+    """[K, R]: how many of right edge r's left edges are <= values[k].
+
+    An arithmetic guess, then exact steps: the edges rise with j, so moving j down while
+    edge j-1 > v and up while edge j <= v ends at the exact count."""
+    step = (stop - start) / (NUM_LEFT - 1)  # numpy's linspace step
+    v = values[:, None]
+    j = np.floor((v - start) / step) + 1
+    np.clip(j, 0, NUM_LEFT, out=j)
+    while True:
+        down = (j > 0) & (_left_edge(np.maximum(j - 1, 0), start, step, stop) > v)
+        up = (j < NUM_LEFT) & (_left_edge(np.minimum(j, NUM_LEFT - 1), start, step, stop) <= v)
+        if not (down.any() or up.any()):
+            return j.astype(np.int64)
+        j += up
+        j -= down
 
 
 def _merge(a: np.ndarray, b: np.ndarray):
