@@ -57,6 +57,8 @@ def _init_worker() -> None:
     from .jobs import JOB_THREADS
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # launched with SIGINT blocked: now ignored
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGTERM, _on_sigterm)
     # tqdm's default lock is a multiprocessing one: a named semaphore that a terminated
     # worker would leak (and the resource tracker warn about); a worker needs a thread lock
@@ -203,14 +205,23 @@ def stop_workers(workers: list[_Worker], graceful: bool = False,
 
 @contextlib.contextmanager
 def _children_ignore_sigint():
-    """Launch the workers with SIGINT ignored: they inherit that from their first
-    instruction (an ignored signal survives exec), so a Ctrl-C while they import prints no
-    tracebacks; the main process alone handles Ctrl-C (it is ignored during the launch)."""
+    """Launch the workers with SIGINT blocked: they inherit the mask from their first
+    instruction (it survives fork and exec), so a Ctrl-C while they import prints no
+    tracebacks (``_init_worker`` then ignores SIGINT and unblocks it). In the main process
+    a Ctrl-C during the launch stays pending and is raised as KeyboardInterrupt when the
+    launch ends, not lost (as it was when SIGINT was ignored here)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, before)
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a pending Ctrl-C lands here
