@@ -8,16 +8,18 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from method_fixtures import one_thread  # noqa: F401
 from torch import nn
 
 from unlearnkit.methods import resolve_config, run_method
-from unlearnkit.methods._common import named_convs
+from unlearnkit.methods._common import distill_kl, named_convs
 from unlearnkit.methods.reinit_lowgrad import (
     fresh_weights,
     maskable_layers,
     reinit_masked,
     smallest_masks,
+    step_loss,
     warmup_decay,
 )
 from unlearnkit.models import build_model, load_state
@@ -80,15 +82,17 @@ def test_warmup_decay_is_the_published_schedule():
         assert all(0 < f <= 1 for f in factors) and max(factors) == 1
 
 
-def test_kept_weights_get_scaled_gradients_and_hooks_are_removed():
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.05), ("adam", 0.01)])
+def test_kept_weights_get_scaled_gradients_and_hooks_are_removed(optimizer, lr):
     """With grad_scale 0 and no weight decay, exactly the 70% kept conv weights keep
-    their values through the fine-tuning; afterwards no hook is left on the weights."""
+    their values through the fine-tuning (SGD: scaled gradients; Adam: scaled steps);
+    afterwards no hook is left on the weights."""
     torch.manual_seed(0)
     net = build_model("small_cnn")
     original = copy.deepcopy(net.state_dict())
     retain, forget = _loaders()
     cfg = resolve_config("reinit_lowgrad", {"grad_scale": 0.0, "weight_decay": 0.0,
-                                            "epochs": 2, "lr": 0.05})
+                                            "epochs": 2, "lr": lr, "optimizer": optimizer})
     run_method("reinit_lowgrad", net, retain, forget, None, seed=0, cfg=cfg)
     for name, conv in named_convs(net):
         old = original[f"{name}.weight"]
@@ -99,14 +103,15 @@ def test_kept_weights_get_scaled_gradients_and_hooks_are_removed():
     load_state(build_model("small_cnn"), copy.deepcopy(net).state_dict())
 
 
-def test_full_gradient_scale_trains_every_conv_weight():
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.05), ("adam", 0.01)])
+def test_full_gradient_scale_trains_every_conv_weight(optimizer, lr):
     """The control: with grad_scale 1 the kept weights move too."""
     torch.manual_seed(0)
     net = build_model("small_cnn")
     original = copy.deepcopy(net.state_dict())
     retain, forget = _loaders()
     cfg = resolve_config("reinit_lowgrad", {"grad_scale": 1.0, "weight_decay": 0.0,
-                                            "epochs": 2, "lr": 0.05})
+                                            "epochs": 2, "lr": lr, "optimizer": optimizer})
     run_method("reinit_lowgrad", net, retain, forget, None, seed=0, cfg=cfg)
     name, conv = named_convs(net)[0]
     assert int((conv.weight == original[f"{name}.weight"]).sum()) < 0.05 * conv.weight.numel()
@@ -115,7 +120,9 @@ def test_full_gradient_scale_trains_every_conv_weight():
 @pytest.mark.parametrize("bad", [{"reinit_fraction": 0.0}, {"reinit_fraction": 1.0},
                                  {"reinit_fraction": 1.5}, {"grad_scale": -0.1},
                                  {"retain_ratio": 0.0}, {"scope": "per-channel"},
-                                 {"layers": "linear"}])
+                                 {"layers": "linear"}, {"optimizer": "rmsprop"},
+                                 {"forget_ascent": -0.1}, {"ascent_batch": 0},
+                                 {"distill": -1.0}, {"distill_temperature": 0.0}])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         resolve_config("reinit_lowgrad", bad)
@@ -180,3 +187,60 @@ def test_fresh_linear_weights_follow_pytorchs_default_uniform_bound():
     bound = 1 / math.sqrt(400)
     assert w.shape == layer.weight.shape and w.abs().max() <= bound
     assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+
+
+def test_step_loss_is_retain_ce_minus_ascent_plus_distillation():
+    """The fine-tuning loss by hand: one forward over retain + forget, CE - a * CE, and
+    the KL_T term to the teacher on the retain part only."""
+    torch.manual_seed(0)
+    net, teacher = build_model("small_cnn").eval(), build_model("small_cnn").eval()
+    (x, y), = _loaders(16)[0][:1]
+    (xf, yf), = _loaders(n_forget=8)[1][:1]
+    cfg = resolve_config("reinit_lowgrad", {"forget_ascent": 0.3, "distill": 0.5,
+                                            "distill_temperature": 2.0})
+    with torch.no_grad():
+        got = step_loss(net, x, y, (xf, yf), teacher, cfg)
+        both = net(torch.cat([x, xf]))
+        want = (F.cross_entropy(both[:16], y) - 0.3 * F.cross_entropy(both[16:], yf)
+                + 0.5 * distill_kl(both[:16], teacher(x), 2.0))
+        plain = step_loss(net, x, y, None, None, resolve_config("reinit_lowgrad", {}))
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    assert plain.item() == pytest.approx(F.cross_entropy(net(x), y).item(), rel=1e-5)
+
+
+def _forget_ce(net, forget) -> float:
+    net.eval()
+    with torch.no_grad():
+        return sum(F.cross_entropy(net(x), y, reduction="sum").item() for x, y in forget)
+
+
+def test_forget_ascent_raises_the_forget_loss():
+    """Same seed and settings, with and without the ascent term: the term's run ends
+    with the higher CE on the forget set (the control shows the run itself is the same)."""
+    retain, forget = _loaders(n_forget=16)
+    losses = {}
+    for ascent in (0.0, 0.0, 0.5):
+        torch.manual_seed(0)
+        net = build_model("small_cnn")
+        cfg = resolve_config("reinit_lowgrad", {"forget_ascent": ascent, "epochs": 2,
+                                                "lr": 0.01, "optimizer": "adam"})
+        run_method("reinit_lowgrad", net, retain, forget, None, seed=3, cfg=cfg)
+        losses.setdefault(ascent, []).append(_forget_ce(net, forget))
+    assert losses[0.0][0] == losses[0.0][1]
+    assert losses[0.5][0] > losses[0.0][0] + 1.0
+
+
+def test_distillation_keeps_the_net_closer_to_the_original():
+    retain, forget = _loaders()
+    gaps = {}
+    for distill in (0.0, 1.0):
+        torch.manual_seed(0)
+        net = build_model("small_cnn")
+        original = copy.deepcopy(net).eval()
+        cfg = resolve_config("reinit_lowgrad", {"distill": distill, "epochs": 2, "lr": 0.01,
+                                                "reinit_fraction": 0.5})
+        run_method("reinit_lowgrad", net, retain, forget, None, seed=0, cfg=cfg)
+        net.eval()
+        with torch.no_grad():
+            gaps[distill] = sum(distill_kl(net(x), original(x), 1.0).item() for x, _ in retain)
+    assert gaps[1.0] < 0.5 * gaps[0.0], gaps

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from method_fixtures import CountingLoader, dict_batches, one_thread  # noqa: F401
 
 from unlearnkit.methods import get_method, resolve_config, run_method
-from unlearnkit.methods.scrub import distill_kl, min_step_loss
+from unlearnkit.methods._common import distill_kl
+from unlearnkit.methods.scrub import min_step_loss
 from unlearnkit.models import build_model
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -201,6 +202,14 @@ def check_whole_classes(method: str, forget_classes: set[int], retain_classes: s
             f"but forget class(es) {shared} also occur in the retain set: this is "
             f"sample-level forgetting; use a method that serves 'sample' scenarios"
         )
+
+
+def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+               T: float) -> torch.Tensor:
+    """KL(softmax(t/T) || softmax(s/T)) summed over classes and the batch, * T^2 / B."""
+    log_q = F.log_softmax(student_logits / T, dim=1)
+    log_p = F.log_softmax(teacher_logits / T, dim=1)
+    return (log_p.exp() * (log_p - log_q)).sum() * T ** 2 / len(student_logits)
 
 
 def frozen_copy(net: nn.Module) -> nn.Module:

@@ -27,9 +27,12 @@ from ..params import Space, param
 from . import register_method
 from ._common import (
     MethodConfig,
+    cycle,
     descend,
+    distill_kl,
     finish,
     first_conv,
+    frozen_copy,
     generator,
     iter_batches,
     named_convs,
@@ -42,6 +45,7 @@ from ._common import (
 
 SCOPES = ("layer", "global")
 LAYERS = ("conv", "conv+linear")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass
@@ -75,6 +79,22 @@ class ReinitLowgradConfig(MethodConfig):
     """SGD momentum (kgltop2: 0.9)."""
     weight_decay: float = param(5e-4, min=0)
     """SGD weight decay, applied in full to every weight (kgltop2: 5e-4)."""
+    optimizer: str = param("sgd", choices=OPTIMIZERS)
+    """Fine-tuning optimiser: 'sgd' (kgltop2) or 'adam' (the kit's addition: its
+    benchmarks train with Adam). Adam ignores a gradient's scale, so there each step of
+    the kept weights is scaled by ``grad_scale`` instead of their gradient."""
+    forget_ascent: float = param(0.0, min=0)
+    """Weight of a -CE term on ``ascent_batch`` forget examples joined to every retain
+    batch (NegGrad+'s ascent during the fine-tuning; the kit's addition: 0 = published).
+    Its gradient, 1 - p_y per example, pulls hardest on the examples the net is least
+    sure of, which after re-initialisation are the ones still remembered."""
+    ascent_batch: int = param(16, min=1)
+    """Forget examples per step of that term (the kit's choice: a quarter of a batch)."""
+    distill: float = param(0.0, min=0)
+    """Weight of a KL term to the original's softened outputs on each retain batch,
+    added to the CE (not in the write-up, the kit's addition: 0 = published)."""
+    distill_temperature: float = param(4.0, min=0, min_open=True)
+    """Temperature T of that KL, scaled by T^2 (SCRUB's official kd_T: 4)."""
 
 
 def warmup_decay(epoch: int, epochs: int) -> float:
@@ -194,6 +214,43 @@ def reinit_masked(net: nn.Module, masks: dict[str, torch.Tensor], gen: torch.Gen
         layer.weight.copy_(torch.where(masks[name], fresh_weights(layer, gen), layer.weight))
 
 
+def _scale_kept_gradients(layers: dict, masks: dict, scale: float) -> list:
+    """Hooks multiplying the gradient of every kept (unmasked) weight by ``scale``."""
+    handles = []
+    for name, layer in layers.items():
+        factor = torch.full_like(layer.weight, scale)
+        factor[masks[name]] = 1.0
+        handles.append(layer.weight.register_hook(lambda g, f=factor: g * f))
+    return handles
+
+
+@torch.no_grad()
+def _damp_kept_steps(layers: dict, masks: dict, before: dict, scale: float) -> None:
+    """Scale the last step of every kept (unmasked) weight by ``scale``."""
+    for name, layer in layers.items():
+        w, old = layer.weight, before[name]
+        w.copy_(torch.where(masks[name], w, old + scale * (w - old)))
+
+
+def step_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, forget_batch,
+              teacher: nn.Module | None, cfg: ReinitLowgradConfig) -> torch.Tensor:
+    """CE on the retain batch; minus ``forget_ascent`` * CE on a forget batch (one forward
+    over both); plus ``distill`` * KL_T(original || net) on the retain batch."""
+    if forget_batch is None:
+        logits = net(x)
+        loss = F.cross_entropy(logits, y)
+    else:
+        xf, yf = forget_batch
+        both = net(torch.cat([x, xf]))
+        logits = both[: len(x)]
+        loss = F.cross_entropy(logits, y) - cfg.forget_ascent * F.cross_entropy(both[len(x):], yf)
+    if teacher is None:
+        return loss
+    with torch.no_grad():
+        target = teacher(x)
+    return loss + cfg.distill * distill_kl(logits, target, cfg.distill_temperature)
+
+
 @register_method(
     "reinit_lowgrad",
     config=ReinitLowgradConfig,
@@ -211,24 +268,33 @@ def reinit_lowgrad(net: nn.Module, retain_loader, forget_loader, val_loader, *, 
     subset_size = max(1, round(cfg.retain_ratio * n_forget))
     *retain_subset, batch_size = _random_subset(retain_loader, device, subset_size, gen)
 
+    teacher = frozen_copy(net) if cfg.distill > 0 else None
     net.train()  # as in the competition, where the net arrived freshly built
     grads = negated_gradients(net, tuple(retain_subset), forget_loader, batch_size, device,
                               cfg.layers)
     masks = smallest_masks(grads, cfg.reinit_fraction, cfg.scope)
     reinit_masked(net, masks, gen, cfg.layers)
 
-    handles = []
-    for name, layer in maskable_layers(net, cfg.layers):
-        scale = torch.full_like(layer.weight, cfg.grad_scale)
-        scale[masks[name]] = 1.0
-        handles.append(layer.weight.register_hook(lambda g, s=scale: g * s))
+    forget = cycle(forget_loader, device, gen, cfg.ascent_batch) \
+        if cfg.forget_ascent > 0 else None
+    layers = dict(maskable_layers(net, cfg.layers))
+    handles = [] if cfg.optimizer == "adam" else _scale_kept_gradients(layers, masks,
+                                                                         cfg.grad_scale)
     try:
-        opt = sgd(net, cfg.lr, cfg.momentum, cfg.weight_decay)
+        if cfg.optimizer == "adam":
+            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            opt = sgd(net, cfg.lr, cfg.momentum, cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda epoch: warmup_decay(epoch, cfg.epochs))
         for _ in progress_bar(range(cfg.epochs), cfg.progress, "reinit_lowgrad"):
             for x, y in shuffled_batches(retain_loader, device, gen):
-                descend(opt, F.cross_entropy(net(x), y))
+                before = {n: lay.weight.detach().clone() for n, lay in layers.items()} \
+                    if not handles else None
+                descend(opt, step_loss(net, x, y, next(forget) if forget else None,
+                                       teacher, cfg))
+                if before is not None:
+                    _damp_kept_steps(layers, masks, before, cfg.grad_scale)
             sched.step()
     finally:
         for handle in handles:

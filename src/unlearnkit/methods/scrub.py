@@ -25,6 +25,7 @@ from . import register_method
 from ._common import (
     MethodConfig,
     descend,
+    distill_kl,
     finish,
     frozen_copy,
     generator,
@@ -57,14 +58,6 @@ class ScrubConfig(MethodConfig):
     """SGD momentum (official code's sgda_momentum: 0.9)."""
     weight_decay: float = param(5e-4, min=0)
     """SGD weight decay (official code's sgda_weight_decay: 5e-4)."""
-
-
-def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-               T: float) -> torch.Tensor:
-    """KL(softmax(t/T) || softmax(s/T)) summed over classes and the batch, * T^2 / B."""
-    log_q = F.log_softmax(student_logits / T, dim=1)
-    log_p = F.log_softmax(teacher_logits / T, dim=1)
-    return (log_p.exp() * (log_p - log_q)).sum() * T ** 2 / len(student_logits)
 
 
 def min_step_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
