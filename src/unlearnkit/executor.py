@@ -208,20 +208,22 @@ def _children_ignore_sigint():
     """Launch the workers with SIGINT blocked: they inherit the mask from their first
     instruction (it survives fork and exec), so a Ctrl-C while they import prints no
     tracebacks (``_init_worker`` then ignores SIGINT and unblocks it). In the main process
-    a Ctrl-C during the launch stays pending and is raised as KeyboardInterrupt when the
-    launch ends, not lost (as it was when SIGINT was ignored here)."""
+    a Ctrl-C during the launch is raised as KeyboardInterrupt when the launch ends, not
+    lost and not in the middle of it. The mask is per thread and the kernel hands a
+    process-wide Ctrl-C to any thread that does not block it (torch's, tqdm's), so the
+    main process also swaps in a handler that only records it for the launch."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
-        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, before)
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    blocked = hasattr(signal, "pthread_sigmask")  # Windows has no signal masks
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocked else None
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a pending Ctrl-C lands here
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a pending one is caught here
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+    if caught:
+        raise KeyboardInterrupt
