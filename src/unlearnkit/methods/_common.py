@@ -239,6 +239,24 @@ def reinit_copy(net: nn.Module, seed: int) -> nn.Module:
     return frozen_copy(twin.to(device))
 
 
+@torch.no_grad()
+def reset_modules_(modules: Iterable[nn.Module], seed: int) -> None:
+    """Re-initialise every layer inside ``modules`` in place (``reset_parameters`` and
+    BatchNorm's running statistics), drawn on the CPU from ``seed`` inside a forked RNG:
+    the same weights on any device, the global RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in modules:
+            twin = copy.deepcopy(module).cpu()
+            for layer in twin.modules():
+                if hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+                if hasattr(layer, "reset_running_stats"):
+                    layer.reset_running_stats()
+            for mine, fresh in zip(module.state_dict().values(), twin.state_dict().values()):
+                mine.copy_(fresh)
+
+
 def cosine_lambda(total_steps: int):
     """LR factor 0.5 * (1 + cos(pi * t / T)), held at 0 after ``total_steps``."""
     total = max(1, total_steps)

@@ -19,7 +19,6 @@ Sources: DeepUnlearn's port (``kgltop6``) and the forum digests, as summarised i
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from ._common import (
     named_convs,
     net_device,
     progress_bar,
+    reset_modules_,
     shuffled_batches,
 )
 
@@ -99,18 +99,6 @@ def layers_to_reset(net: nn.Module) -> tuple[str, nn.Conv2d, nn.Linear]:
         raise ValueError(f"{_NAME} resets the linear head fc, but model {model} has no "
                          f"nn.Linear at net.fc ({err})") from None
     return named_convs(net)[0][0], conv, head
-
-
-@torch.no_grad()
-def reset_module_(module: nn.Module, seed: int) -> None:
-    """``module.reset_parameters()`` drawn on the CPU from ``seed`` (same on any device;
-    the global RNG is left untouched), written back in place."""
-    twin = copy.deepcopy(module).cpu()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        twin.reset_parameters()
-    for (_, p), (_, fresh) in zip(module.named_parameters(), twin.named_parameters()):
-        p.copy_(fresh)
 
 
 def kl_soft(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
@@ -190,8 +178,8 @@ def reset_distill(net: nn.Module, retain_loader, forget_loader, val_loader, *, s
     gen = generator(seed)
     teacher = frozen_copy(net)
     reset_seed = int(torch.randint(0, 2**62, (1,), generator=generator(seed, salt=1)))
-    reset_module_(conv, reset_seed)
-    reset_module_(head, reset_seed + 1)
+    reset_modules_([conv], reset_seed)
+    reset_modules_([head], reset_seed + 1)
 
     T = cfg.temperature
     net.train()
