@@ -149,6 +149,38 @@ def trunk_features(split: HeadSplit, loader, device: torch.device) -> tuple[torc
     return torch.cat(feats), torch.cat(labels)
 
 
+@torch.no_grad()
+def fresh_start(split: HeadSplit, keep: float, seed: int) -> None:
+    """Re-initialise the head's layers from ``seed``, then add ``keep`` x their original
+    weights (shrink-and-perturb's warm start; ``keep = 0``: a fresh draw, EU-k)."""
+    kept = [[p.clone() for p in m.parameters()] for m in split.modules] if keep > 0 else None
+    reset_modules_(split.modules, seed)
+    for m, old in zip(split.modules, kept or []):
+        for p, w in zip(m.parameters(), old):
+            p.add_(keep * w)
+
+
+def train_head(split: HeadSplit, feats: torch.Tensor, labels: torch.Tensor,
+               weight: torch.Tensor | None, teacher: torch.Tensor | None,
+               gen: torch.Generator, cfg: RetrainHeadConfig) -> None:
+    """The recipe on the cached features: Adam, cosine per epoch, CE with class ``weight``,
+    plus ``distill`` x KL_T to the original's outputs ``teacher`` when given."""
+    for m in split.modules:
+        m.train()
+    opt = torch.optim.Adam([p for m in split.modules for p in m.parameters()], lr=cfg.lr,
+                           weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    index = torch.arange(len(labels), device=labels.device)
+    for _ in progress_bar(range(cfg.epochs), cfg.progress, _NAME):
+        for f, y, i in split_batches(feats, labels, index, batch_size=cfg.batch_size, gen=gen):
+            logits = split.head(f)
+            loss = F.cross_entropy(logits, y, weight=weight)
+            if teacher is not None:
+                loss = loss + cfg.distill * distill_kl(logits, teacher[i], cfg.distill_temperature)
+            descend(opt, loss)
+        sched.step()
+
+
 @register_method(
     "retrain_head",
     config=RetrainHeadConfig,
@@ -159,38 +191,16 @@ def trunk_features(split: HeadSplit, loader, device: torch.device) -> tuple[torc
 )
 def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, seed: int,
                  cfg: RetrainHeadConfig) -> nn.Module:
-    """Unlearn by retraining the head from a fresh, seeded initialisation on the frozen
-    trunk's features of the retain set (in place). Uses no forget data."""
+    """Unlearn by retraining the layers from the cut on, from a fresh seeded draw, on the
+    frozen trunk's features of the retain set (in place). Uses no forget data."""
     split = split_head(net, cfg.first_layer)  # refuse an unfit model before any work
-    device = net_device(net)
     gen = generator(seed)
     net.eval()  # the trunk as trained: BatchNorm on its running statistics
-    feats, labels = trunk_features(split, retain_loader, device)
-    with torch.no_grad():  # the original's outputs, for the distillation term
-        teacher = torch.cat([split.head(f) for f, in split_batches(feats, batch_size=512)]) \
-            if cfg.distill > 0 else None
-    num_classes = int(split.head(feats[:2]).shape[1])
-
-    kept = [[p.detach().clone() for p in m.parameters()] for m in split.modules]
-    reset_modules_(split.modules, int(torch.randint(0, 2**62, (1,), generator=gen)))
-    if cfg.keep > 0:
-        with torch.no_grad():
-            for m, old in zip(split.modules, kept):
-                for p, w in zip(m.parameters(), old):
-                    p.add_(cfg.keep * w)
-    params = [p for m in split.modules for p in m.parameters()]
-    for m in split.modules:
-        m.train()
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    weight = class_weights(labels, num_classes).to(device) if cfg.class_weighted else None
-    for _ in progress_bar(range(cfg.epochs), cfg.progress, _NAME):
-        index = torch.arange(len(labels), device=device)
-        for f, y, i in split_batches(feats, labels, index, batch_size=cfg.batch_size, gen=gen):
-            logits = split.head(f)
-            loss = F.cross_entropy(logits, y, weight=weight)
-            if teacher is not None:
-                loss = loss + cfg.distill * distill_kl(logits, teacher[i], cfg.distill_temperature)
-            descend(opt, loss)
-        sched.step()
+    feats, labels = trunk_features(split, retain_loader, net_device(net))
+    with torch.no_grad():  # the original's outputs: their width, the distillation's targets
+        teacher = torch.cat([split.head(f) for f in torch.split(feats, 512)])
+    weight = class_weights(labels, teacher.shape[1]).to(labels.device) \
+        if cfg.class_weighted else None
+    fresh_start(split, cfg.keep, int(torch.randint(0, 2**62, (1,), generator=gen)))
+    train_head(split, feats, labels, weight, teacher if cfg.distill > 0 else None, gen, cfg)
     return finish(net)
