@@ -221,22 +221,11 @@ def frozen_copy(net: nn.Module) -> nn.Module:
 
 
 def reinit_copy(net: nn.Module, seed: int) -> nn.Module:
-    """A frozen copy of ``net`` with every module re-initialised from ``seed``.
-
-    Every module with ``reset_parameters`` is reset (BatchNorm's also resets its running
-    statistics); the draw happens on the CPU inside a forked RNG so it is the same on
-    any device and leaves the global RNG untouched.
-    """
-    device = net_device(net)
-    twin = copy.deepcopy(net).cpu()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in twin.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-            if hasattr(module, "reset_running_stats"):
-                module.reset_running_stats()
-    return frozen_copy(twin.to(device))
+    """A frozen copy of ``net`` with every module re-initialised from ``seed``
+    (:func:`reset_modules_`: BatchNorm's running statistics too, the same on any device)."""
+    twin = copy.deepcopy(net)
+    reset_modules_([twin], seed)
+    return frozen_copy(twin)
 
 
 @torch.no_grad()
