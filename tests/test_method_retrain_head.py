@@ -5,13 +5,14 @@ network it cannot cut is refused with its name."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
 from method_fixtures import dict_batches, one_thread  # noqa: F401
 
 from unlearnkit.methods import resolve_config, run_method
-from unlearnkit.methods.retrain_head import split_head
+from unlearnkit.methods.retrain_head import matching_temperature, mean_confidence, split_head
 from unlearnkit.models import build_model
 
 RETAIN = dict_batches([i % 10 for i in range(40)])
@@ -133,3 +134,83 @@ def test_distill_changes_the_run():
                    cfg=resolve_config("retrain_head", {"epochs": 1, "distill": distill}))
         outs.append(net.fc.weight.detach().clone())
     assert not torch.equal(*outs)
+
+
+def test_trunk_noise_moves_the_trunk_weights_but_not_batchnorm():
+    original = _net("small_cnn_mlp")
+    noisy = copy.deepcopy(original)
+    run_method("retrain_head", noisy, RETAIN, [], None, seed=4,
+               cfg=resolve_config("retrain_head", {"epochs": 1, "trunk_noise": 0.2}))
+    for name in ("features.0.0.weight", "features.1.0.weight"):
+        delta = noisy.state_dict()[name] - original.state_dict()[name]
+        ratio = float(delta.std() / original.state_dict()[name].std())
+        assert 0.1 < ratio < 0.3, (name, ratio)
+    for name in ("features.0.1.weight", "features.0.1.bias", "features.0.1.running_mean",
+                 "features.1.1.running_var"):
+        assert torch.equal(noisy.state_dict()[name], original.state_dict()[name]), name
+
+
+def test_trunk_noise_differs_by_seed_and_repeats_for_a_seed():
+    cfg = resolve_config("retrain_head", {"epochs": 1, "trunk_noise": 0.1})
+    trunks = []
+    for seed in (1, 1, 2):
+        net = _net("small_cnn_mlp")
+        run_method("retrain_head", net, RETAIN, [], None, seed=seed, cfg=cfg)
+        trunks.append(net.features[0][0].weight.detach().clone())
+    assert torch.equal(trunks[0], trunks[1])
+    assert not torch.equal(trunks[0], trunks[2])
+
+
+def test_matching_temperature_reaches_the_target_confidence():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(200, 10, generator=g) * 4
+    labels = logits.argmax(1)  # mostly right, like a trained net: confidence falls with T
+    labels[:20] = torch.randint(0, 10, (20,), generator=g)
+    for target in (0.5, 2.0, 6.0):
+        t = matching_temperature(logits, labels, target)
+        assert mean_confidence(logits / t, labels) == pytest.approx(target, abs=1e-4)
+    assert matching_temperature(logits, labels, 1e6) == pytest.approx(math.exp(-4))
+
+
+def _learnable(n: int, seed: int) -> list[dict]:
+    """Dict batches a small CNN learns at once: each class a fixed pattern plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    patterns = torch.rand(10, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
+    y = torch.arange(n) % 10
+    x = 0.8 * patterns[y] + 0.2 * torch.rand(n, 3, 32, 32, generator=g) * 255
+    return [{"image": x[i:i + 8], "age_group": y[i:i + 8]} for i in range(0, n, 8)]
+
+
+def test_match_unseen_gives_the_original_confidence_on_validation():
+    retain, val = _learnable(80, 1), _learnable(40, 2)
+    x = torch.cat([b["image"] for b in val])
+    y = torch.cat([b["age_group"] for b in val])
+    original = _net("small_cnn_mlp")  # trained first, so that it is right on validation
+    run_method("retrain_head", original, retain, [], None, seed=0,
+               cfg=resolve_config("retrain_head", {"epochs": 8, "lr": 3e-3, "first_layer": "features.1"}))
+    with torch.no_grad():
+        target = mean_confidence(original(x), y)
+        assert target > 0, "the test's original must be mostly right on validation"
+    net = copy.deepcopy(original)
+    run_method("retrain_head", net, retain, [], val, seed=1,
+               cfg=resolve_config("retrain_head", {"epochs": 6, "match_unseen": True}))
+    with torch.no_grad():
+        assert mean_confidence(net(x), y) == pytest.approx(target, abs=1e-3)
+
+
+def test_match_unseen_without_a_validation_loader_is_refused():
+    with pytest.raises(ValueError, match="match_unseen needs a validation loader"):
+        run_method("retrain_head", _net("small_cnn_mlp"), RETAIN, [], None, seed=0,
+                   cfg=resolve_config("retrain_head", {**QUICK, "match_unseen": True}))
+
+
+def test_calibration_divides_the_logits_by_its_temperature():
+    x = torch.rand(4, 3, 32, 32) * 255
+    outs = []
+    for calibration in (1.0, 2.0):
+        net = _net("small_cnn_mlp")
+        run_method("retrain_head", net, RETAIN, [], None, seed=2,
+                   cfg=resolve_config("retrain_head", {"epochs": 1, "calibration": calibration}))
+        with torch.no_grad():
+            outs.append(net(x))
+    torch.testing.assert_close(outs[1], outs[0] / 2)

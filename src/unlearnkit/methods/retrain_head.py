@@ -18,6 +18,7 @@ runs on 1x1 maps at 32 px, so retraining it costs little.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from ..models import SmallCNN, SmallCNNMLP
 from ..params import Space, param
 from ..train import class_weights
 from . import register_method
+from ._tuned import calibrate
 from ._common import (
     MethodConfig,
     descend,
@@ -36,6 +38,7 @@ from ._common import (
     finish,
     generator,
     iter_batches,
+    linear_head,
     net_device,
     progress_bar,
     reset_modules_,
@@ -43,6 +46,7 @@ from ._common import (
 )
 
 _NAME = "retrain_head"
+_TRUNK_SALT = 0x7E0C  # the trunk noise's own stream: the head's draws stay as they were
 
 
 @dataclass
@@ -76,6 +80,22 @@ class RetrainHeadConfig(MethodConfig):
     to the cross-entropy (the kit's addition: 0 = EU-k as published)."""
     distill_temperature: float = param(4.0, min=0, min_open=True)
     """Temperature T of that KL, scaled by T^2 (SCRUB's official kd_T: 4)."""
+    trunk_noise: float = param(0.0, min=0, search=Space(0.0, 0.5))
+    """Std of the seeded Gaussian noise added to every frozen trunk weight, relative to
+    that tensor's std (the kit's addition: 0 = EU-k as published). It blurs what the
+    trunk memorised and makes the runs differ as retrains do; the retrained layers learn
+    on the noisy trunk's features, so they adapt to it."""
+    match_unseen: bool = param(False)
+    """Divide the logits by the temperature that gives the net the original's mean
+    confidence on the validation set (the kit's addition). A forget example is unseen
+    data to a retrain, and the original's confidence on unseen data is the best estimate
+    of a retrain's that the notebook has; retrained layers trained to convergence on a
+    converged trunk are more confident than that (docs/results.md)."""
+    calibration: float = param(1.0, min=0, min_open=True, search=Space(1.0, 2.0, log=True))
+    """A further temperature the logits are divided by (1 = none): where the retrains
+    are less confident than the original everywhere (a large forget set: fewer steps)."""
+    calibration_jitter: float = param(0.0, min=0, search=Space(0.0, 0.3))
+    """Std of log(calibration) across runs, from the seed (0 = the same for every run)."""
 
 
 Stage = tuple[str, Callable[[torch.Tensor], torch.Tensor]]
@@ -160,6 +180,56 @@ def fresh_start(split: HeadSplit, keep: float, seed: int) -> None:
             p.add_(keep * w)
 
 
+@torch.no_grad()
+def perturb_trunk(net: nn.Module, split: HeadSplit, scale: float, gen: torch.Generator) -> None:
+    """Add ``scale`` x std(w) x N(0, 1) to every trunk weight tensor (conv and linear
+    weights and biases; BatchNorm's affine parameters and statistics stay)."""
+    retrained = {id(p) for m in split.modules for p in m.parameters()}
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            continue
+        for p in module.parameters(recurse=False):
+            if id(p) in retrained or p.numel() < 2:
+                continue
+            noise = torch.randn(p.shape, generator=gen, device="cpu").to(p.device, p.dtype)
+            p.add_(scale * p.std() * noise)
+
+
+@torch.no_grad()
+def mean_confidence(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The metric's logit-scaled confidence z_y - logsumexp_{c != y} z_c, averaged."""
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.scatter(1, labels[:, None], float("-inf"))
+    return float((true - torch.logsumexp(others, dim=1)).mean())
+
+
+def matching_temperature(logits: torch.Tensor, labels: torch.Tensor, target: float) -> float:
+    """The temperature T in [e^-4, e^4] at which ``logits / T`` has mean confidence
+    ``target`` (bisection on log T; the confidence falls as T grows); the nearer end
+    when no T in the range reaches it."""
+    lo, hi = -4.0, 4.0
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        if mean_confidence(logits / math.exp(mid), labels) > target:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp((lo + hi) / 2)
+
+
+@torch.no_grad()
+def outputs(net: nn.Module, loader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``net``'s logits on every example of ``loader`` (eval mode) and their labels."""
+    logits, labels = [], []
+    for x, y in iter_batches(loader, device):
+        logits.append(net(x))
+        labels.append(y)
+    if not logits:
+        raise ValueError(f"{_NAME}: match_unseen needs validation examples, and the "
+                         "validation loader is empty")
+    return torch.cat(logits), torch.cat(labels)
+
+
 def train_head(split: HeadSplit, feats: torch.Tensor, labels: torch.Tensor,
                weight: torch.Tensor | None, teacher: torch.Tensor | None,
                gen: torch.Generator, cfg: RetrainHeadConfig) -> None:
@@ -194,13 +264,30 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
     """Unlearn by retraining the layers from the cut on, from a fresh seeded draw, on the
     frozen trunk's features of the retain set (in place). Uses no forget data."""
     split = split_head(net, cfg.first_layer)  # refuse an unfit model before any work
+    if cfg.match_unseen and val_loader is None:
+        raise ValueError(f"{_NAME}: match_unseen needs a validation loader (the original's "
+                         "confidence on unseen data); pass one, or set match_unseen=false")
+    if cfg.calibration != 1.0 or cfg.calibration_jitter > 0 or cfg.match_unseen:
+        linear_head(net, _NAME)  # the temperature is folded into net.fc: refuse early
     gen = generator(seed)
     net.eval()  # the trunk as trained: BatchNorm on its running statistics
-    feats, labels = trunk_features(split, retain_loader, net_device(net))
+    device = net_device(net)
+    unseen = outputs(net, val_loader, device) if cfg.match_unseen else None
+    if cfg.trunk_noise > 0:
+        perturb_trunk(net, split, cfg.trunk_noise, generator(seed, _TRUNK_SALT))
+    feats, labels = trunk_features(split, retain_loader, device)
     with torch.no_grad():  # the original's outputs: their width, the distillation's targets
         teacher = torch.cat([split.head(f) for f in torch.split(feats, 512)])
     weight = class_weights(labels, teacher.shape[1]).to(labels.device) \
         if cfg.class_weighted else None
     fresh_start(split, cfg.keep, int(torch.randint(0, 2**62, (1,), generator=gen)))
     train_head(split, feats, labels, weight, teacher if cfg.distill > 0 else None, gen, cfg)
+    net.eval()
+    if unseen is not None:  # the original's confidence on validation, then ours matched to it
+        target = mean_confidence(*unseen)
+        logits, val_labels = outputs(net, val_loader, device)
+        calibrate(net, seed=seed, method=_NAME, jitter=0.0,
+                  temperature=matching_temperature(logits, val_labels, target))
+    calibrate(net, seed=seed, temperature=cfg.calibration, jitter=cfg.calibration_jitter,
+              method=_NAME)
     return finish(net)

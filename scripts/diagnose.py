@@ -1,0 +1,90 @@
+"""Why a method scores what it scores: where its forget confidences sit against the retrains'.
+
+The metric compares, per forget example, the N unlearned models' logit-scaled confidences
+with the N references'. A method loses forget quality in two ways: its confidences sit
+away from the references' (a *shift*: still memorised, or over-forgotten), or they are
+too alike from run to run (a narrow *spread*: the range rule and the interval attacks
+catch it). This script runs (or reads from the cache) the method exactly as `local-eval`
+does and prints, per set of models (the method, both oracles), over the forget examples:
+
+- shift: median over examples of (mean U_i - mean R_i) / std R_i (0 for a retrain);
+- spread: median over examples of std U_i / std R_i (1 for a retrain);
+- F, the score and the accuracies.
+
+    python scripts/diagnose.py --bench cifar10-groups-cpu --models 32 --method retrain_head
+    python scripts/diagnose.py --bench digits --method retrain_head_tuned --set keep=0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from unlearnkit.assignments import parse_assignments
+from unlearnkit.benchmarks import load_benchmark
+from unlearnkit.metrics.competition import logit_scaled_confidence
+from unlearnkit.pipeline import Plan, check_request, load_entries, local_eval, prepare_references
+
+
+def shift_and_spread(u: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per forget example: (mean U - mean R) / std R and std U / std R. # [S], [S]"""
+    sd_r = r.std(axis=0) + 1e-9
+    return (u.mean(axis=0) - r.mean(axis=0)) / sd_r, u.std(axis=0) / sd_r
+
+
+def test_confs(entries, labels: np.ndarray) -> np.ndarray:
+    """The models' logit-scaled confidences on the test set. # [N, T]"""
+    return np.stack([logit_scaled_confidence(e.test_logits, labels) for e in entries])
+
+
+def describe(name: str, scored, refs: np.ndarray, test: np.ndarray, ref_test: np.ndarray
+             ) -> str:
+    """One line: shift and spread quartiles, F, score and accuracies of one model set."""
+    shift, spread = shift_and_spread(scored.confs, refs)
+    test_shift = np.median(shift_and_spread(test, ref_test)[0])
+    q = lambda a: "/".join(f"{v:+.2f}" for v in np.percentile(a, [25, 50, 75]))  # noqa: E731
+    return (f"{name:18s} shift {q(shift):>17s} (test {test_shift:+.2f})  spread "
+            f"{q(spread):>17s}  "
+            f"F {scored.forget_quality.score:.4f}  score {scored.score:.4f}  "
+            f"retain {scored.retain_acc:.3f} test {scored.test_acc:.3f} "
+            f"forget {scored.forget_acc:.3f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bench", default="digits")
+    p.add_argument("--method", required=True)
+    p.add_argument("--models", type=int, help="N models per side (override)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hyperparameter")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--data", default=os.environ.get("UNLEARNKIT_DATA"))
+    p.add_argument("--cache", default=None)
+    args = p.parse_args()
+    bench = load_benchmark(args.bench, num_models=args.models)
+    plan = Plan(workers=args.workers, cache_dir=args.cache, data_root=args.data, progress=False)
+    overrides = parse_assignments(args.set)
+    result = local_eval(bench, args.method, overrides, plan)
+    if result.method is None:
+        raise SystemExit(result.summary.get("error", "the method's runs failed"))
+    ctx, sets = prepare_references(bench, plan)  # all cached by now
+    hp = check_request(bench, [args.method], overrides)[args.method].to_dict()
+    sets["method"] = load_entries([ctx.run_path(args.method, hp, s)
+                                   for s in range(bench.num_models)])
+    labels = ctx.parts["test"].labels
+    tests = {k: test_confs(v, labels) for k, v in sets.items()}
+    print(f"{bench.name}, N = {bench.num_models}, quartiles over the forget examples "
+          f"(25/50/75%), {args.method} {' '.join(args.set or [])}")
+    for name, key, scored in (("oracle_retrain", "retrain", result.oracle_retrain),
+                              ("oracle_original", "original", result.oracle_original),
+                              (args.method, "method", result.method)):
+        print(describe(name, scored, result.ref_confs, tests[key], tests["refs"]))
+    s = result.summary
+    print(f"{s['seconds_per_run']:.2f} s per run, {s['time_fraction_of_retrain']:.1%} of a "
+          f"retrain ({s['retrain_seconds']:.1f} s); score / retrain oracle "
+          f"{s['score_vs_retrain_oracle']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
