@@ -140,7 +140,8 @@ def test_trunk_noise_moves_the_trunk_weights_but_not_batchnorm():
     original = _net("small_cnn_mlp")
     noisy = copy.deepcopy(original)
     run_method("retrain_head", noisy, RETAIN, [], None, seed=4,
-               cfg=resolve_config("retrain_head", {"epochs": 1, "trunk_noise": 0.2}))
+               cfg=resolve_config("retrain_head", {"epochs": 1, "trunk_noise": 0.2,
+                                                   "recalibrate_bn": False}))
     for name in ("features.0.0.weight", "features.1.0.weight"):
         delta = noisy.state_dict()[name] - original.state_dict()[name]
         ratio = float(delta.std() / original.state_dict()[name].std())
@@ -148,6 +149,18 @@ def test_trunk_noise_moves_the_trunk_weights_but_not_batchnorm():
     for name in ("features.0.1.weight", "features.0.1.bias", "features.0.1.running_mean",
                  "features.1.1.running_var"):
         assert torch.equal(noisy.state_dict()[name], original.state_dict()[name]), name
+
+
+def test_recalibrate_bn_re_estimates_the_trunk_statistics_on_retain():
+    net = _net("small_cnn_mlp")
+    run_method("retrain_head", net, RETAIN, [], None, seed=4,
+               cfg=resolve_config("retrain_head", {"epochs": 1, "trunk_noise": 0.2}))
+    x = torch.cat([b["image"] for b in RETAIN])
+    with torch.no_grad():
+        conv = net.features[0][0](x)  # the noisy first conv's outputs, before its BatchNorm
+    bn = net.features[0][1]
+    torch.testing.assert_close(bn.running_mean, conv.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-3)
+    assert bn.momentum == 0.1 and not bn.training
 
 
 def test_trunk_noise_differs_by_seed_and_repeats_for_a_seed():
@@ -214,3 +227,21 @@ def test_calibration_divides_the_logits_by_its_temperature():
         with torch.no_grad():
             outs.append(net(x))
     torch.testing.assert_close(outs[1], outs[0] / 2)
+
+
+def test_dampen_alpha_needs_the_forget_set_and_says_so():
+    with pytest.raises(ValueError, match="dampen_alpha > 0 needs forget examples"):
+        run_method("retrain_head", _net("small_cnn_mlp"), RETAIN, [], None, seed=0,
+                   cfg=resolve_config("retrain_head", {**QUICK, "dampen_alpha": 10.0}))
+
+
+def test_dampen_alpha_dampens_the_frozen_trunk():
+    """SSD first: trunk weights change without any noise, only by shrinking toward 0."""
+    original = _net("small_cnn_mlp")
+    net = copy.deepcopy(original)
+    forget = dict_batches([0, 1, 2, 3], seed=5)
+    run_method("retrain_head", net, RETAIN, forget, None, seed=1,
+               cfg=resolve_config("retrain_head", {"epochs": 1, "dampen_alpha": 1.0}))
+    before, after = original.features[0][0].weight, net.features[0][0].weight
+    assert not torch.equal(before, after)
+    assert bool((after.abs() <= before.abs() + 1e-7).all())

@@ -31,6 +31,7 @@ from ..params import Space, param
 from ..train import class_weights
 from . import register_method
 from ._tuned import calibrate
+from .ssd import SSDConfig, ssd
 from ._common import (
     MethodConfig,
     descend,
@@ -40,6 +41,7 @@ from ._common import (
     iter_batches,
     linear_head,
     net_device,
+    num_batches,
     progress_bar,
     reset_modules_,
     split_batches,
@@ -80,11 +82,21 @@ class RetrainHeadConfig(MethodConfig):
     to the cross-entropy (the kit's addition: 0 = EU-k as published)."""
     distill_temperature: float = param(4.0, min=0, min_open=True)
     """Temperature T of that KL, scaled by T^2 (SCRUB's official kd_T: 4)."""
+    dampen_alpha: float = param(0.0, min=0, search=Space(0.0, 30.0))
+    """0 = off; else SSD (Foster et al. 2024, the kit's ``ssd``) first dampens every
+    weight far more important to the forget set than to all the data, I_f > alpha *
+    I_D (the kit's addition; SSD's official ResNet-18 alpha: 10). It reaches into the
+    frozen trunk, which EU-k leaves as it is and which memorises too; needs the forget
+    set."""
     trunk_noise: float = param(0.0, min=0, search=Space(0.0, 0.5))
     """Std of the seeded Gaussian noise added to every frozen trunk weight, relative to
     that tensor's std (the kit's addition: 0 = EU-k as published). It blurs what the
     trunk memorised and makes the runs differ as retrains do; the retrained layers learn
     on the noisy trunk's features, so they adapt to it."""
+    recalibrate_bn: bool = param(True)
+    """After the trunk noise, re-estimate the trunk's BatchNorm statistics on the retain
+    set (one more forward pass), so that its features stay normalised (no effect
+    without noise)."""
     match_unseen: bool = param(False)
     """Divide the logits by the temperature that gives the net the original's mean
     confidence on the validation set (the kit's addition). A forget example is unseen
@@ -196,6 +208,24 @@ def perturb_trunk(net: nn.Module, split: HeadSplit, scale: float, gen: torch.Gen
 
 
 @torch.no_grad()
+def recalibrate_trunk_bn(net: nn.Module, split: HeadSplit, loader, device: torch.device
+                         ) -> None:
+    """The trunk's BatchNorm running statistics re-estimated over ``loader`` (a
+    cumulative average over its batches), the rest of the net untouched."""
+    head = {id(m) for top in split.modules for m in top.modules()}
+    norms = [m for m in net.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in head]
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum, bn.training = None, True
+    for x, _ in iter_batches(loader, device):
+        split.trunk(x)
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum, bn.training = momentum, False
+
+
+@torch.no_grad()
 def mean_confidence(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The metric's logit-scaled confidence z_y - logsumexp_{c != y} z_c, averaged."""
     true = logits.gather(1, labels[:, None]).squeeze(1)
@@ -267,14 +297,22 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
     if cfg.match_unseen and val_loader is None:
         raise ValueError(f"{_NAME}: match_unseen needs a validation loader (the original's "
                          "confidence on unseen data); pass one, or set match_unseen=false")
+    if cfg.dampen_alpha > 0 and num_batches(forget_loader) == 0:
+        raise ValueError(f"{_NAME}: dampen_alpha > 0 needs forget examples, and the forget "
+                         "loader is empty; give the forget set, or set dampen_alpha=0")
     if cfg.calibration != 1.0 or cfg.calibration_jitter > 0 or cfg.match_unseen:
         linear_head(net, _NAME)  # the temperature is folded into net.fc: refuse early
     gen = generator(seed)
     net.eval()  # the trunk as trained: BatchNorm on its running statistics
     device = net_device(net)
     unseen = outputs(net, val_loader, device) if cfg.match_unseen else None
+    if cfg.dampen_alpha > 0:
+        ssd(net, retain_loader, forget_loader, None, seed=seed,
+            cfg=SSDConfig(alpha=cfg.dampen_alpha, progress=False))
     if cfg.trunk_noise > 0:
         perturb_trunk(net, split, cfg.trunk_noise, generator(seed, _TRUNK_SALT))
+        if cfg.recalibrate_bn:
+            recalibrate_trunk_bn(net, split, retain_loader, device)
     feats, labels = trunk_features(split, retain_loader, device)
     with torch.no_grad():  # the original's outputs: their width, the distillation's targets
         teacher = torch.cat([split.head(f) for f in torch.split(feats, 512)])
