@@ -19,6 +19,9 @@ RETAIN = dict_batches([i % 10 for i in range(40)])
 QUICK = {"epochs": 2}
 CUTS = [("small_cnn_mlp", "auto", ("features.2.", "hidden.", "fc.")),
         ("small_cnn_mlp", "hidden", ("hidden.", "fc.")),
+        ("small_cnn_mlp", "head", ("hidden.", "fc.")),
+        ("small_cnn", "head", ("fc.",)),
+        ("resnet18", "head", ("fc.",)),
         ("small_cnn_mlp", "fc", ("fc.",)),
         ("small_cnn_mlp", "features.1", ("features.1.", "features.2.", "hidden.", "fc.")),
         ("small_cnn", "auto", ("features.2.", "fc.")),
@@ -99,7 +102,7 @@ def test_a_network_it_cannot_cut_is_refused_with_its_name():
 
 def test_a_layer_the_model_lacks_is_refused_with_the_valid_names():
     with pytest.raises(ValueError, match="'layer4' is not a layer of model SmallCNNMLP.*"
-                                         "features.1, features.2, flatten, hidden, act, fc"):
+                                         "features.1, features.2, flatten, hidden, act, fc \\(or 'auto', 'head'\\)"):
         run_method("retrain_head", _net("small_cnn_mlp"), RETAIN, [], None, seed=0,
                    cfg=resolve_config("retrain_head", {**QUICK, "first_layer": "layer4"}))
     with pytest.raises(ValueError, match="'layer4' is not a layer of model ResNet"):

@@ -20,6 +20,7 @@ pipeline comes back to it with ``wait=True``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import pickle
 import time
 from dataclasses import dataclass, replace
@@ -160,6 +161,21 @@ def load_original(ctx: Context, device) -> torch.nn.Module:
 # ---------------------------------------------------------------- training
 
 
+def warm_up(net: torch.nn.Module, data: ImageSet, device: torch.device) -> None:
+    """One forward and backward pass of a throwaway copy of ``net`` on a few images of
+    ``data``, untimed. The first call of each kernel in a fresh worker costs up to a
+    second, which a notebook's 512 runs pay once; timed, it would be charged to whichever
+    job a worker runs first (a small method's run 0, timed alone, more than doubled)."""
+    if len(data) == 0:
+        return
+    twin = copy.deepcopy(net).to(device).train()
+    x, y = data.images[:8].to(device).float(), data.labels[:8].to(device)
+    torch.nn.functional.cross_entropy(twin(x), y).backward()
+    with torch.no_grad():
+        twin.eval()(x)
+    _sync(device)
+
+
 def _train_data(ctx: Context, kind: str) -> ImageSet:
     return ctx.parts["retain"] if kind == RETRAIN else ctx.parts["train"]
 
@@ -169,7 +185,7 @@ def train_one(ctx: Context, kind: str, seed: int, device: torch.device,
     """Train one model alone with the benchmark's recipe and cache its outputs."""
     b = ctx.bench
     net = init_model(b.model, seed, ctx.source.num_classes)
-    _sync(device)
+    warm_up(net, _train_data(ctx, kind), device)
     start = time.perf_counter()
     train(net, _train_data(ctx, kind), b.train, seed=seed, device=device,
           num_classes=ctx.source.num_classes, progress=False)
@@ -228,7 +244,7 @@ def method_run(ctx: Context, job: Job, device: torch.device) -> dict:
     seed, cfg = job.seeds[0], job.config
     net = load_original(ctx, device)
     loaders = method_loaders(ctx, seed, device)
-    _sync(device)
+    warm_up(net, ctx.parts["retain"], device)
     start = time.perf_counter()
     net = run_method(job.method, net, *loaders, seed=seed, cfg=cfg, scenario_kind=ctx.split.kind)
     _sync(device)

@@ -60,9 +60,11 @@ class RetrainHeadConfig(MethodConfig):
     """The first layer retrained; it and every later one are re-initialised and trained,
     the earlier ones frozen. 'auto': the last convolutional stage and the head after it
     (small_cnn and small_cnn_mlp: 'features.2'; resnet18: 'layer4'; timm: the classifier
-    alone). Other cuts: 'hidden' or 'fc' (the head only), 'features.1', resnet18's
+    alone). 'head': the layers after the convolutions alone (small_cnn_mlp: 'hidden';
+    small_cnn, resnet18: 'fc'; timm: 'classifier'). Other cuts: 'features.1', resnet18's
     'layer3'; cifar10-cpu with small_cnn_mlp: the head alone leaves forget accuracy at
-    0.92 (a retrain: 0.62), the conv trunk memorises too (docs/results.md)."""
+    0.92 (a retrain: 0.62), the conv trunk memorises too (docs/results.md), unless
+    ``trunk_noise`` blurs it."""
     epochs: int = param(20, min=1, quick=1, search=Space(5, 40))
     """Passes over the retain set's features (the CPU benchmarks' recipe: 20)."""
     lr: float = param(1e-3, min=0, min_open=True, search=Space(1e-4, 1e-2, log=True))
@@ -154,10 +156,12 @@ def split_head(net: nn.Module, first_layer: str = "auto") -> HeadSplit:
     names = [n for n, _ in steps]
     if first_layer == "auto":
         first_layer = next((n for n in ("layer4", "features.2") if n in names), names[-1])
+    elif first_layer == "head":
+        first_layer = next(n for n in ("hidden", "fc", "classifier") if n in names)
     if first_layer not in names[1:]:
         raise ValueError(f"{_NAME}: first_layer {first_layer!r} is not a layer of model "
                          f"{type(net).__name__} where it can be cut; choose one of: "
-                         f"{', '.join(names[1:])} (or 'auto')")
+                         f"{', '.join(names[1:])} (or 'auto', 'head')")
     cut = names.index(first_layer)
     trunk, head = steps[:cut], steps[cut:]
     if first_layer == "classifier":  # timm: only the classifier is re-initialised
