@@ -6,8 +6,8 @@ STAMP  := $(VENV)/.installed
 
 BENCH  ?= digits
 METHOD ?= bad_teacher
-METHODS ?= bad_teacher
-COMPARE ?= bad_teacher,unsir,ssd,temperature_only
+METHODS ?= bad_teacher,unsir,retrain_head_tuned
+COMPARE ?= bad_teacher,unsir,retrain_head_tuned,ssd,temperature_only
 ARGS   ?=
 WORKERS ?= 2
 
@@ -37,11 +37,11 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-## local-eval: score METHODS (default bad_teacher) on BENCH with the competition metric, oracles included
+## local-eval: score METHODS on BENCH with the competition metric, oracles included (default: the seed methods that serve digits' random forgetting, bad_teacher and unsir, beside the best method, retrain_head_tuned; Linear Filtration serves class removal: make local-eval BENCH=digits-class METHODS=linear_filtration)
 local-eval: setup
 	$(VENV)/bin/unlearnkit local-eval --bench $(BENCH) --method $(METHODS) --workers $(WORKERS) $(ARGS)
 
-## compare: the seed methods that serve BENCH, the best method within the time rule (ssd) and the temperature_only control, side by side
+## compare: local-eval's methods plus ssd and the temperature_only control, side by side
 compare: setup
 	$(VENV)/bin/unlearnkit local-eval --bench $(BENCH) --method $(COMPARE) --workers $(WORKERS) $(ARGS)
 

@@ -30,8 +30,6 @@ from ..models import SmallCNN, SmallCNNMLP
 from ..params import Space, param
 from ..train import class_weights
 from . import register_method
-from ._tuned import calibrate
-from .ssd import SSDConfig, ssd
 from ._common import (
     MethodConfig,
     descend,
@@ -46,6 +44,8 @@ from ._common import (
     reset_modules_,
     split_batches,
 )
+from ._tuned import calibrate
+from .ssd import SSDConfig, ssd
 
 _NAME = "retrain_head"
 _TRUNK_SALT = 0x7E0C  # the trunk noise's own stream: the head's draws stay as they were
@@ -318,8 +318,9 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
         if cfg.recalibrate_bn:
             recalibrate_trunk_bn(net, split, retain_loader, device)
     feats, labels = trunk_features(split, retain_loader, device)
-    with torch.no_grad():  # the original's outputs: their width, the distillation's targets
-        teacher = torch.cat([split.head(f) for f in torch.split(feats, 512)])
+    with torch.no_grad():  # the original's outputs: the distillation's targets, their width
+        rows = feats if cfg.distill > 0 else feats[:1]  # only the width without distillation
+        teacher = torch.cat([split.head(f) for f in torch.split(rows, 512)])
     weight = class_weights(labels, teacher.shape[1]).to(labels.device) \
         if cfg.class_weighted else None
     fresh_start(split, cfg.keep, int(torch.randint(0, 2**62, (1,), generator=gen)))
