@@ -17,15 +17,11 @@ does and prints, per set of models (the method, both oracles), over the forget e
 
 from __future__ import annotations
 
-import argparse
-import os
-
 import numpy as np
+from method_args import parse_method_args
 
-from unlearnkit.assignments import parse_assignments
-from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.metrics.competition import logit_scaled_confidence
-from unlearnkit.pipeline import Plan, check_request, load_entries, local_eval, prepare_references
+from unlearnkit.pipeline import check_request, load_entries, local_eval, prepare_references
 
 
 def shift_and_spread(u: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,32 +49,21 @@ def describe(name: str, scored, refs: np.ndarray, test: np.ndarray, ref_test: np
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bench", default="digits")
-    p.add_argument("--method", required=True)
-    p.add_argument("--models", type=int, help="N models per side (override)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hyperparameter")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--data", default=os.environ.get("UNLEARNKIT_DATA"))
-    p.add_argument("--cache", default=None)
-    args = p.parse_args()
-    bench = load_benchmark(args.bench, num_models=args.models)
-    plan = Plan(workers=args.workers, cache_dir=args.cache, data_root=args.data, progress=False)
-    overrides = parse_assignments(args.set)
-    result = local_eval(bench, args.method, overrides, plan)
+    bench, method, overrides, plan = parse_method_args(__doc__.splitlines()[0])
+    result = local_eval(bench, method, overrides, plan)
     if result.method is None:
         raise SystemExit(result.summary.get("error", "the method's runs failed"))
     ctx, sets = prepare_references(bench, plan)  # all cached by now
-    hp = check_request(bench, [args.method], overrides)[args.method].to_dict()
-    sets["method"] = load_entries([ctx.run_path(args.method, hp, s)
+    hp = check_request(bench, [method], overrides)[method].to_dict()
+    sets["method"] = load_entries([ctx.run_path(method, hp, s)
                                    for s in range(bench.num_models)])
     labels = ctx.parts["test"].labels
     tests = {k: test_confs(v, labels) for k, v in sets.items()}
     print(f"{bench.name}, N = {bench.num_models}, quartiles over the forget examples "
-          f"(25/50/75%), {args.method} {' '.join(args.set or [])}")
+          f"(25/50/75%), {method} {overrides or ''}")
     for name, key, scored in (("oracle_retrain", "retrain", result.oracle_retrain),
                               ("oracle_original", "original", result.oracle_original),
-                              (args.method, "method", result.method)):
+                              (method, "method", result.method)):
         print(describe(name, scored, result.ref_confs, tests[key], tests["refs"]))
     s = result.summary
     print(f"{s['seconds_per_run']:.2f} s per run, {s['time_fraction_of_retrain']:.1%} of a "

@@ -12,28 +12,15 @@ method runs with fresh seeds N..2N-1; nothing new is trained but those N runs.
 
 from __future__ import annotations
 
-import argparse
-import os
+from method_args import parse_method_args
 
-from unlearnkit.assignments import parse_assignments
-from unlearnkit.benchmarks import load_benchmark
-from unlearnkit.pipeline import Plan, check_request, prepare_references
+from unlearnkit.pipeline import check_request, prepare_references
 from unlearnkit.tune import paired_scores, runs_of
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bench", default="digits")
-    p.add_argument("--method", required=True)
-    p.add_argument("--models", type=int, help="N models per side (override)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hyperparameter")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--data", default=os.environ.get("UNLEARNKIT_DATA"))
-    p.add_argument("--cache", default=None)
-    args = p.parse_args()
-    bench = load_benchmark(args.bench, num_models=args.models)
-    plan = Plan(workers=args.workers, cache_dir=args.cache, data_root=args.data, progress=False)
-    cfg = check_request(bench, [args.method], parse_assignments(args.set))[args.method]
+    bench, method, overrides, plan = parse_method_args(__doc__.splitlines()[0])
+    cfg = check_request(bench, [method], overrides)[method]
     ctx, sets = prepare_references(bench, plan)
     n = bench.num_models
     for label, refs, oracle, seeds in (
@@ -42,16 +29,16 @@ def main() -> None:
             ("held out (references N..2N-1, runs N..2N-1)", sets["retrain"], sets["refs"],
              list(range(n, 2 * n)))):
         # paired_scores compares "tuned" with "defaults": here the method with doing nothing
-        named = {"tuned": runs_of(ctx, plan, args.method, cfg, seeds),
+        named = {"tuned": runs_of(ctx, plan, method, cfg, seeds),
                  "defaults": sets["original"], "oracle_retrain": oracle}
-        scores = paired_scores(ctx, refs, named, args.workers)
+        scores = paired_scores(ctx, refs, named, plan.workers)
         print(f"{bench.name}, N = {n}, {label}:")
-        for key, name in (("tuned", args.method), ("oracle_retrain", "oracle_retrain"),
+        for key, name in (("tuned", method), ("oracle_retrain", "oracle_retrain"),
                           ("defaults", "oracle_original")):
             s = scores[key]["score"]
             print(f"  {name:24s} score {s['value']:.4f} [{s['low']:.4f}, {s['high']:.4f}]")
         d = scores["tuned_minus_defaults"]
-        print(f"  {args.method} - oracle_original: {d['value']:+.4f} [{d['low']:+.4f}, "
+        print(f"  {method} - oracle_original: {d['value']:+.4f} [{d['low']:+.4f}, "
               f"{d['high']:+.4f}]; / retrain oracle: "
               f"{scores['tuned']['score']['value'] / scores['oracle_retrain']['score']['value']:.2f}")
 
