@@ -136,12 +136,13 @@ class FlakyConfig(MethodConfig):
 
 @pytest.fixture()
 def flaky():
-    """A method that raises on its 5th call: the first run of the second trial."""
+    """A method that raises on its 6th call: the second trial's first (each trial runs it
+    once untimed before its 4 timed runs, jobs.warm_up_method)."""
     calls = []
 
     def method(net, retain_loader, forget_loader, val_loader, *, seed, cfg):
         calls.append(seed)
-        if len(calls) == 5:
+        if len(calls) == 6:
             raise RuntimeError("boom on purpose")
         return net
 
