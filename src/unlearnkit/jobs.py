@@ -29,6 +29,7 @@ import torch
 
 from . import cache as cache_mod
 from .atomic import Busy
+from .benchmarks import stable_hash
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, context_for
 from .data.base import ImageSet
 from .data.loaders import TensorLoader, loader_seed
@@ -237,7 +238,7 @@ def method_loaders(ctx: Context, seed: int, device) -> tuple[TensorLoader, ...]:
     )
 
 
-_WARMED: set[tuple[str, str]] = set()  # (method, config) already run once in this process
+_WARMED: set[tuple[str, str]] = set()  # (method, config hash) already run in this process
 
 
 def warm_up_method(ctx: Context, job: Job, net: torch.nn.Module, device: torch.device) -> None:
@@ -250,7 +251,7 @@ def warm_up_method(ctx: Context, job: Job, net: torch.nn.Module, device: torch.d
     """
     from .methods import run_method
 
-    key = (job.method, repr(sorted(job.config.to_dict().items())))
+    key = (job.method, stable_hash(job.config.to_dict()))
     if key in _WARMED:
         return
     run_method(job.method, copy.deepcopy(net), *method_loaders(ctx, job.seeds[0], device),

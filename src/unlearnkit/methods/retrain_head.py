@@ -26,12 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..metrics.competition import logit_scaled_confidence
 from ..models import SmallCNN, SmallCNNMLP
 from ..params import Space, param
 from ..train import class_weights
 from . import register_method
 from ._common import (
     MethodConfig,
+    collect,
     descend,
     distill_kl,
     finish,
@@ -229,12 +231,10 @@ def recalibrate_trunk_bn(net: nn.Module, split: HeadSplit, loader, device: torch
         bn.momentum, bn.training = momentum, False
 
 
-@torch.no_grad()
 def mean_confidence(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The metric's logit-scaled confidence z_y - logsumexp_{c != y} z_c, averaged."""
-    true = logits.gather(1, labels[:, None]).squeeze(1)
-    others = logits.scatter(1, labels[:, None], float("-inf"))
-    return float((true - torch.logsumexp(others, dim=1)).mean())
+    """The metric's logit-scaled confidence (:func:`logit_scaled_confidence`), averaged."""
+    return float(logit_scaled_confidence(logits.detach().double().cpu().numpy(),
+                                         labels.cpu().numpy()).mean())
 
 
 def matching_temperature(logits: torch.Tensor, labels: torch.Tensor, target: float) -> float:
@@ -249,19 +249,6 @@ def matching_temperature(logits: torch.Tensor, labels: torch.Tensor, target: flo
         else:
             hi = mid
     return math.exp((lo + hi) / 2)
-
-
-@torch.no_grad()
-def outputs(net: nn.Module, loader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``net``'s logits on every example of ``loader`` (eval mode) and their labels."""
-    logits, labels = [], []
-    for x, y in iter_batches(loader, device):
-        logits.append(net(x))
-        labels.append(y)
-    if not logits:
-        raise ValueError(f"{_NAME}: match_unseen needs validation examples, and the "
-                         "validation loader is empty")
-    return torch.cat(logits), torch.cat(labels)
 
 
 def train_head(split: HeadSplit, feats: torch.Tensor, labels: torch.Tensor,
@@ -298,9 +285,10 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
     """Unlearn by retraining the layers from the cut on, from a fresh seeded draw, on the
     frozen trunk's features of the retain set (in place). Uses no forget data."""
     split = split_head(net, cfg.first_layer)  # refuse an unfit model before any work
-    if cfg.match_unseen and val_loader is None:
-        raise ValueError(f"{_NAME}: match_unseen needs a validation loader (the original's "
-                         "confidence on unseen data); pass one, or set match_unseen=false")
+    if cfg.match_unseen and (val_loader is None or num_batches(val_loader) == 0):
+        raise ValueError(f"{_NAME}: match_unseen needs a validation loader with examples (the "
+                         "original's confidence on unseen data); pass one, or set "
+                         "match_unseen=false")
     if cfg.dampen_alpha > 0 and num_batches(forget_loader) == 0:
         raise ValueError(f"{_NAME}: dampen_alpha > 0 needs forget examples, and the forget "
                          "loader is empty; give the forget set, or set dampen_alpha=0")
@@ -309,7 +297,10 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
     gen = generator(seed)
     net.eval()  # the trunk as trained: BatchNorm on its running statistics
     device = net_device(net)
-    unseen = outputs(net, val_loader, device) if cfg.match_unseen else None
+    if cfg.match_unseen:  # the validation set once; the original's confidence on it
+        val_x, val_y = collect(val_loader, device)
+        with torch.no_grad():
+            target = mean_confidence(net(val_x), val_y)
     if cfg.dampen_alpha > 0:
         ssd(net, retain_loader, forget_loader, None, seed=seed,
             cfg=SSDConfig(alpha=cfg.dampen_alpha, progress=False))
@@ -326,11 +317,10 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
     fresh_start(split, cfg.keep, int(torch.randint(0, 2**62, (1,), generator=gen)))
     train_head(split, feats, labels, weight, teacher if cfg.distill > 0 else None, gen, cfg)
     net.eval()
-    if unseen is not None:  # the original's confidence on validation, then ours matched to it
-        target = mean_confidence(*unseen)
-        logits, val_labels = outputs(net, val_loader, device)
-        calibrate(net, seed=seed, method=_NAME, jitter=0.0,
-                  temperature=matching_temperature(logits, val_labels, target))
-    calibrate(net, seed=seed, temperature=cfg.calibration, jitter=cfg.calibration_jitter,
+    temperature = cfg.calibration
+    if cfg.match_unseen:  # ours matched to the original's confidence on validation
+        with torch.no_grad():
+            temperature *= matching_temperature(net(val_x), val_y, target)
+    calibrate(net, seed=seed, temperature=temperature, jitter=cfg.calibration_jitter,
               method=_NAME)
     return finish(net)
