@@ -28,6 +28,7 @@ from unlearnkit.benchmarks import benchmark_from_dict, load_benchmark
 from unlearnkit.cli import main
 from unlearnkit.data.sources import get_source
 from unlearnkit.methods import _REGISTRY
+from unlearnkit.paths import mark_output
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = tiny_bench(4)
@@ -188,6 +189,9 @@ def test_a_failed_run_leaves_the_previous_run_folder_as_it_was(copied, tmp_path,
 
 def test_a_successful_run_replaces_the_folder_as_a_whole(copied, tmp_path):
     (tmp_path / "run" / "stray.png").write_bytes(b"from another run")
+    assert run_cli(copied, tmp_path, "--set", "epochs=1", method="random_label") == 2
+    assert (tmp_path / "run" / "stray.png").is_file()  # not the kit's: refused, kept
+    mark_output(tmp_path / "run")  # the kit's now (as if an earlier run wrote it)
     assert run_cli(copied, tmp_path, "--set", "epochs=1", method="random_label") == 0
     assert not (tmp_path / "run" / "stray.png").exists()
     assert report(tmp_path / "run")["method"] == "random_label"

@@ -85,17 +85,40 @@ def add_local_eval(sub) -> None:
 
 
 def write_run(result, out: Path) -> Path:
-    """Write a run's report into a fresh temporary folder, then swap it in for ``out``: a
-    reused ``--out`` never mixes two runs' files. A failed run leaves a previous run's
-    folder as it was and goes to ``<out>.failed`` instead."""
+    """Write a run's report into a fresh temporary folder, marked as the kit's, then swap
+    it in for ``out``: a reused ``--out`` never mixes two runs' files. A failed run leaves
+    a previous run's folder as it was and goes to ``<out>.failed`` instead (when that
+    folder is free for the kit to replace)."""
     from .atomic import atomic_dir
+    from .paths import check_out_dir, mark_output
     from .report import write_report
 
     if result.summary.get("error") and out.is_dir() and any(out.iterdir()):
         out = out.with_name(f"{out.name}.failed")
+        check_out_dir(out)
     with atomic_dir(out) as tmp:
         write_report(result, tmp)
+        mark_output(tmp, command_line())
     return out
+
+
+def command_line() -> str:
+    """The command as typed (for reports and the output's manifest)."""
+    import shlex
+
+    return "unlearnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def run_outs(args_out: str | None, bench: str, methods: list[str]) -> dict[str, Path]:
+    """Each method's output folder: ``--out`` (``--out/<method>`` for several), else
+    ``runs/<date>-<bench>-<method>``."""
+    from .report import default_out_dir
+
+    if not args_out:
+        return {m: default_out_dir(bench, m) for m in methods}
+    if len(methods) == 1:
+        return {methods[0]: Path(args_out)}
+    return {m: Path(args_out) / m for m in methods}
 
 
 def config_overrides(method: str, path: str | None) -> dict:
@@ -108,14 +131,18 @@ def config_overrides(method: str, path: str | None) -> dict:
 
 def cmd_local_eval(args) -> int:
     from .benchmarks import load_benchmark
+    from .paths import check_paths
     from .pipeline import check_plan, check_request, local_eval
-    from .report import default_out_dir, side_by_side, terminal_table, verdict
+    from .report import side_by_side, terminal_table, verdict
 
     bench = load_benchmark(args.bench, scenario=args.scenario, num_models=args.models)
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     if not methods:
         raise ValueError(f"--method {args.method!r} names no method; give one or more names "
                          "separated by commas (`unlearnkit list` shows them)")
+    outs = run_outs(args.out, bench.name, methods)
+    for out in outs.values():
+        check_paths(out_dir=out, cache=args.cache, data=args.data)
     sets = parse_assignments(args.set)
     overrides = {m: {**config_overrides(m, args.config), **sets} for m in methods}
     plan = plan_from(args, fresh=args.fresh, keep_models=args.keep_models)
@@ -127,8 +154,7 @@ def cmd_local_eval(args) -> int:
         result = local_eval(bench, method, overrides[method], plan)
         summaries.append(result.summary)
         plan.fresh = False  # rebuild once, then share
-        out = Path(args.out) / method if args.out and len(methods) > 1 else args.out
-        out = write_run(result, Path(out) if out else default_out_dir(bench.name, method))
+        out = write_run(result, outs[method])
         s = result.summary
         print(f"\n{s['method']} on {bench.name}, N = {s['num_models']}:")
         print(terminal_table(s))
@@ -168,20 +194,23 @@ def add_leaderboard(sub) -> None:
 
 
 def cmd_leaderboard(args) -> int:
-    import shlex
-
     from .assignments import parse_method_assignments
     from .benchmarks import load_benchmark
     from .leaderboard import run_leaderboard
+    from .paths import check_paths
     from .report.leaderboard import markdown, write_leaderboard
 
     bench = load_benchmark(args.bench, num_models=args.models)
     names = None if args.methods.strip() == "all" else \
         [m.strip() for m in args.methods.split(",") if m.strip()]
+    if names == []:
+        raise ValueError(f"--methods {args.methods!r} names no method; give 'all' or names "
+                         "separated by commas (`unlearnkit list` shows them)")
+    out = Path(args.out or Path("runs") / f"leaderboard-{bench.name}")
+    check_paths(out_dir=out, cache=args.cache, data=args.data)
     plan = plan_from(args)
     lb = run_leaderboard(bench, plan, names, parse_method_assignments(args.set))
-    command = "unlearnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    out = write_leaderboard(lb, args.out or Path("runs") / f"leaderboard-{bench.name}", command)
+    out = write_leaderboard(lb, out, command_line())
     print(markdown(lb))
     print(f"leaderboard: {out / 'leaderboard.md'}")
     return 1 if any(r.get("error") for r in lb["rows"]) else 0
@@ -223,21 +252,20 @@ def add_tune(sub) -> None:
 
 
 def cmd_tune(args) -> int:
-    import shlex
-
     from .benchmarks import load_benchmark
+    from .paths import check_paths
     from .report.tune import write_tune
-    from .tune import TuneRequest, run_tune
+    from .tune import TuneRequest, run_tune, storage_url
 
     bench = load_benchmark(args.bench, num_models=args.models)
     req = TuneRequest(bench, args.method, trials=args.trials, time_fraction=args.time_fraction,
                       seed=args.seed, study=args.study, storage=args.storage,
                       space=args.space or [], fixed=parse_assignments(args.set),
                       timeout=args.timeout)
+    out = Path(args.out or Path("runs") / f"tune-{bench.name}-{args.method}")
+    check_paths(out_dir=out, cache=args.cache, data=args.data, storage=storage_url(req))
     summary = run_tune(req, plan_from(args))
-    command = "unlearnkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    out = write_tune(summary, args.out or Path("runs") / f"tune-{bench.name}-{args.method}",
-                     command)
+    out = write_tune(summary, out, command_line())
     t, best = summary["trials"], summary["best"]
     print(f"{t['total']} trials ({t['ran_now']} now) in study {summary['study']}")
     if not best:
@@ -279,10 +307,12 @@ def cmd_train_original(args) -> int:
     from .cache import load_outputs
     from .context import ORIGINAL, ORIGINAL_SEED, prepare
     from .jobs import load_original
+    from .paths import check_paths, is_checkpoint
     from .pipeline import Plan, check_plan, ensure_original
     from .train import accuracy
 
     bench = load_benchmark(args.bench)
+    check_paths(out_file=args.out, keep_file=is_checkpoint, cache=args.cache, data=args.data)
     plan = Plan(device=args.device or _default_device(), cache_dir=args.cache,
                 data_root=args.data, fresh=args.fresh, **executor_fields(args))
     check_plan(plan)
@@ -380,9 +410,36 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(130)
         return 130
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except OSError as err:
+        if err.errno is None:  # the kit's own FileNotFoundError(message)
+            print(f"error: {err}", file=sys.stderr)
+        else:
+            print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def os_error_line(err: OSError) -> str:
+    """An operating-system error as one line: the path, what happened, what to do.
+    Nothing is half-written: every file the kit writes goes through a temporary name."""
+    import errno
+
+    path = err.filename or "a file"
+    fixes = {
+        errno.ENOSPC: "free space on that disk, or point --cache / --out at another disk",
+        errno.EDQUOT: "free space under your quota, or point --cache / --out elsewhere",
+        errno.EROFS: "that filesystem is read-only: point --cache / --out at a writable folder",
+        errno.EACCES: "make it writable for you, or point --cache / --out at a folder you own",
+        errno.EPERM: "make it writable for you, or point --cache / --out at a folder you own",
+        errno.ENOTDIR: "a file stands where a folder is needed: move it or choose another path",
+        errno.EISDIR: "a folder stands where a file is needed: give a file name",
+        errno.ENOENT: "check the path",
+    }
+    fix = fixes.get(err.errno, "check the path and run again")
+    return (f"{path}: {err.strerror or type(err).__name__}; {fix} (nothing half-written "
+            "was kept; the finished models are cached)")
 
 
 if __name__ == "__main__":

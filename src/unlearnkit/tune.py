@@ -91,18 +91,23 @@ def check(req: TuneRequest, plan: Plan):
 
 
 def storage_url(req: TuneRequest) -> str:
-    """``--storage``, else SQLite at ``data/studies/<bench>-<method>.db`` (folder made)."""
+    """``--storage``, else SQLite at ``data/studies/<bench>-<method>.db``."""
     if req.storage:
         return req.storage
     path = (STUDIES_DIR / f"{req.bench.name}-{req.method}.db").resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 
 
 def open_storage(url: str):
-    """optuna's RDB storage at ``url``; a clear error when it cannot be opened."""
+    """optuna's RDB storage at ``url`` (an SQLite file's folder made, the file checked
+    first: :func:`unlearnkit.paths.check_storage`); a clear error when it cannot be opened."""
     import optuna
 
+    from .paths import check_storage, sqlite_file
+
+    check_storage(url)
+    if sqlite_file(url) is not None:
+        sqlite_file(url).parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():  # heartbeats are marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..atomic import atomic_path, write_json, write_text
+from ..atomic import atomic_dir, atomic_path, write_json, write_text
 from ..leaderboard import over_time_rule
+from ..paths import mark_output
 from . import _fmt
 from .plots import _pyplot
 
@@ -120,10 +121,12 @@ def plot(lb: dict, path: Path) -> None:
 
 
 def write_leaderboard(lb: dict, out: str | Path, command: str = "") -> Path:
-    """leaderboard.md, leaderboard.json and leaderboard.png into ``out``."""
+    """leaderboard.md, leaderboard.json and leaderboard.png into ``out``, swapped in as a
+    whole and marked as the kit's (:func:`unlearnkit.paths.mark_output`)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "leaderboard.json", lb)
-    write_text(out / "leaderboard.md", markdown(lb, command))
-    plot(lb, out / "leaderboard.png")
+    with atomic_dir(out) as tmp:
+        write_json(tmp / "leaderboard.json", lb)
+        write_text(tmp / "leaderboard.md", markdown(lb, command))
+        plot(lb, tmp / "leaderboard.png")
+        mark_output(tmp, command)
     return out

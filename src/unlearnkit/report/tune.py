@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..atomic import atomic_dir, atomic_path, write_json, write_text
+from ..paths import mark_output
 from . import _fmt
 from .plots import _pyplot
 
@@ -35,6 +36,7 @@ def write_tune(summary: dict, out: str | Path, command: str = "") -> Path:
         data = {k: v for k, v in summary.items() if k != "study_obj"}
         write_json(tmp / "summary.json", {**data, "plots": plots})
         write_text(tmp / "report.md", markdown(data, plots, command))
+        mark_output(tmp, command)
     return out
 
 
