@@ -210,6 +210,27 @@ def test_cifar_views_and_flips(tmp_path):
     assert torch.equal(src.train.groups[:4], torch.tensor([0, 0, 1, 1]))
 
 
+def test_cifar_held_out_views_put_other_frames_of_train_persons_in_test(tmp_path):
+    make_image_folder(tmp_path / "c10")
+    opts = dict(root=tmp_path / "c10", cache_dir=tmp_path / "cache", views=2, progress=False)
+    plain = get_source("cifar10", **opts)
+    held = get_source("cifar10", held_out_views=1, test_per_class=0, **opts)
+    assert torch.equal(held.train.images, plain.train.images), "train views unchanged"
+    assert held.train.ids == plain.train.ids
+    assert len(held.test) == 9 and held.test.ids[:2] == ["0-2", "1-2"]
+    assert set(held.test.groups.tolist()) == set(held.train.groups.tolist())
+    assert not any(torch.equal(held.test.images[0], x) for x in held.train.images[:2]), \
+        "the held-out frame is a new view, not a copy of a train view"
+    both = get_source("cifar10", held_out_views=1, **opts)
+    assert len(both.test) == 9 + len(plain.test), "CIFAR's own test images kept unless 0"
+
+
+def test_cifar_empty_test_set_is_refused(tmp_path):
+    make_image_folder(tmp_path / "c10")
+    with pytest.raises(ValueError, match="test set would be empty"):
+        get_source("cifar10", root=tmp_path / "c10", test_per_class=0)
+
+
 def test_cifar_bad_subset_size(tmp_path):
     make_image_folder(tmp_path / "c10")
     with pytest.raises(ValueError, match="train_per_class must be an integer >= 1"):
