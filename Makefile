@@ -11,7 +11,7 @@ COMPARE ?= bad_teacher,unsir,retrain_head_tuned,ssd,temperature_only
 ARGS   ?=
 WORKERS ?= 2
 
-.PHONY: setup setup-ray test test-fast local-eval compare lint notebook kaggle-local submit clean-cache
+.PHONY: setup setup-ray test test-fast local-eval compare lint readme notebook kaggle-local submit clean-cache
 
 ## setup: create .venv from requirements.txt and install the package (near-instant when done)
 setup: $(STAMP)
@@ -49,13 +49,17 @@ compare: setup
 lint: setup
 	$(VENV)/bin/ruff check src scripts tests notebooks
 
+## readme: rewrite README.md's method table from the method registry
+readme: setup
+	$(VENV)/bin/unlearnkit list --markdown --into README.md
+
 ## notebook: build notebooks/submission.ipynb from notebooks/submission.py and the package
 notebook: setup
-	$(PY) scripts/build_notebook.py $(ARGS)
+	$(VENV)/bin/unlearnkit build-notebook $(ARGS)
 
 ## kaggle-local: mock competition data, the notebook run headless, the score
 kaggle-local: setup
-	$(PY) scripts/kaggle_local.py $(ARGS)
+	$(VENV)/bin/unlearnkit kaggle-local $(ARGS)
 
 ## submit: push the notebook to Kaggle, wait for it, submit its submission.zip
 submit: setup

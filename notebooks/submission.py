@@ -27,7 +27,7 @@ LOADER = "device"  # "device": batches indexed on the GPU; "contract": the start
 # This notebook is built by `make notebook` from `notebooks/submission.py` in the unlearnkit
 # repository; the kit's source is inlined below, so it needs no internet, no dataset and
 # installs nothing. **Edit only the first cell** (or rebuild with
-# `python scripts/build_notebook.py --method NAME --set key=value`).
+# `unlearnkit build-notebook --method NAME --set key=value`).
 #
 # Local runs: `UNLEARNKIT_INPUT_DIR`, `UNLEARNKIT_WORK_DIR`, `UNLEARNKIT_OUTPUT_DIR` and
 # `UNLEARNKIT_NUM_CHECKPOINTS` override the Kaggle folders and the number of checkpoints.

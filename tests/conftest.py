@@ -13,3 +13,11 @@ def mock_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("mock") / "input"
     make_mock_competition(out, "digits", epochs=0, imbalance=0.5, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def built_notebook(tmp_path_factory):
+    """The submission notebook built afresh from its source (it is not committed)."""
+    from unlearnkit.kaggle.notebook import build_notebook
+
+    return build_notebook(out=tmp_path_factory.mktemp("notebook") / "submission.ipynb")

@@ -1,4 +1,4 @@
-"""The committed notebook, executed headless on a small digits mock: three checkpoints."""
+"""The notebook, built afresh and executed headless on a small digits mock: three checkpoints."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ import torch
 from torchvision.models import resnet18
 
 from unlearnkit.kaggle.local import execute_notebook, notebook_env
-from unlearnkit.kaggle.notebook import default_output
 from unlearnkit.kaggle.runtime.checkpoints import zip_checkpoint_members
 
 pytestmark = pytest.mark.slow
 
 
-def test_committed_notebook_makes_three_distinct_checkpoints(mock_dir, tmp_path):
+def test_the_notebook_makes_three_distinct_checkpoints(mock_dir, tmp_path, built_notebook):
     env = notebook_env(mock_dir, tmp_path / "work", tmp_path / "out", num_checkpoints=3)
-    execute_notebook(default_output(), env, cwd=str(tmp_path), timeout=600)
+    execute_notebook(built_notebook, env, cwd=str(tmp_path), timeout=600)
     zip_path = tmp_path / "out" / "submission.zip"
     members = zip_checkpoint_members(zip_path)
     assert sorted(members) == [0, 1, 2]

@@ -398,15 +398,3 @@ def test_torch_dataloader_of_dicts(name):
     forget = DataLoader(_KaggleLikeSet([0, 1, 0, 1]), batch_size=16, shuffle=True)
     run_method(name, net, retain, forget, None, seed=0, cfg=get_method(name).config.quick())
     assert not net.training
-
-
-def test_readme_method_table_matches_the_registry():
-    """Every registered method has a row in the README's table, with its scenarios."""
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    rows = dict(re.findall(r"^\| `(\w+)` \| ([a-z, ]+) \|", readme, re.M))
-    assert sorted(rows) == list_methods(), "README's method table differs from the registry"
-    for name, served in rows.items():
-        assert {s.strip() for s in served.split(",")} == set(get_method(name).scenarios), name

@@ -1,9 +1,9 @@
 """Benchmarks: which data, split, model, recipe and N a local evaluation uses.
 
-A benchmark is a :class:`Benchmark` dataclass; ``configs/benchmarks/<name>.yaml``
-files only override its fields. The name ``competition`` (or any folder in the
-competition's layout given as ``--data``) reads a competition folder with its own
-retain/forget/validation split.
+A benchmark is a :class:`Benchmark` dataclass; ``configs/benchmarks/<name>.yaml`` files
+(package data, ``src/unlearnkit/configs/``) only override its fields. The name
+``competition`` (or any folder in the competition's layout given as ``--data``) reads a
+competition folder with its own retain/forget/validation split.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from .resources import config_file, config_names
 from .train import TrainConfig
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "benchmarks"
 
 
 @dataclass
@@ -76,22 +75,22 @@ def stable_hash(obj, length: int = 12) -> str:
 
 
 def benchmark_names() -> list[str]:
-    """Names of the benchmarks under ``configs/benchmarks``."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    """Names of the benchmarks the kit ships (``unlearnkit/configs/benchmarks``)."""
+    return config_names("benchmarks")
 
 
 def load_benchmark(name_or_path: str, **overrides) -> Benchmark:
     """Read a benchmark by name or YAML path, then apply non-None ``overrides``."""
-    path = Path(name_or_path)
+    path, name = Path(name_or_path), Path(name_or_path).stem
     if path.suffix not in (".yaml", ".yml"):
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
+        path, name = config_file("benchmarks", name_or_path), name_or_path
     if not path.is_file():
         raise ValueError(
             f"unknown benchmark {name_or_path!r}; choose one of: {', '.join(benchmark_names())}"
             f" (or give a path to a YAML file)"
         )
     raw = yaml.safe_load(path.read_text()) or {}
-    raw.setdefault("name", path.stem)
+    raw.setdefault("name", name)
     return benchmark_from_dict(raw, **overrides)
 
 

@@ -131,6 +131,7 @@ def config_overrides(method: str, path: str | None) -> dict:
 
 def cmd_local_eval(args) -> int:
     from .benchmarks import load_benchmark
+    from .method_settings import method_settings
     from .paths import check_paths
     from .pipeline import check_plan, check_request, local_eval
     from .report import side_by_side, terminal_table, verdict
@@ -144,6 +145,7 @@ def cmd_local_eval(args) -> int:
     for out in outs.values():
         check_paths(out_dir=out, cache=args.cache, data=args.data)
     sets = parse_assignments(args.set)
+    settings = {m: method_settings(m, bench, args.config, sets) for m in methods}
     overrides = {m: {**config_overrides(m, args.config), **sets} for m in methods}
     plan = plan_from(args, fresh=args.fresh, keep_models=args.keep_models)
     check_plan(plan)
@@ -152,6 +154,7 @@ def cmd_local_eval(args) -> int:
     failed, summaries = 0, []
     for method in methods:
         result = local_eval(bench, method, overrides[method], plan)
+        result.summary["settings"] = settings[method].trace()  # each value and its layer
         summaries.append(result.summary)
         plan.fresh = False  # rebuild once, then share
         out = write_run(result, outs[method])
@@ -338,36 +341,65 @@ def cmd_train_original(args) -> int:
 
 def add_list(sub) -> None:
     p = sub.add_parser("list", help="list methods, benchmarks, data sources and models; "
-                       "with METHOD, that method's settings")
-    p.add_argument("method", nargs="?", help="print this method's fields, defaults, valid "
-                   "values and what each is (with its source)")
+                       "with METHOD, that method's settings and where each came from")
+    p.add_argument("method", nargs="?", help="print this method's fields: value, the layer "
+                   "that set it (default, configs/methods/<name>.yaml, the benchmark's "
+                   "method_overrides, --config, --set), valid values and what each is")
+    p.add_argument("--bench", help="with METHOD: apply this benchmark's method_overrides")
+    p.add_argument("--config", help="with METHOD: a YAML of hyperparameters, as local-eval's")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="with METHOD: a hyperparameter override, as local-eval's (repeatable)")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the methods as README.md's Markdown table")
+    p.add_argument("--into", metavar="FILE", help="with --markdown: write the table into FILE "
+                   "between its markers (make readme: README.md)")
     p.set_defaults(func=cmd_list)
 
 
-def print_method(name: str) -> None:
-    """A method's summary, scenarios and every config field with its doc."""
+def print_method(name: str, bench=None, config: str | None = None,
+                 sets: dict | None = None) -> None:
+    """A method's summary, scenarios and every config field: its value, the layer that
+    set it, what it accepts and its doc."""
     import textwrap
 
+    from .method_settings import method_settings
     from .methods import get_method
 
     spec = get_method(name)
+    settings = method_settings(name, bench, config, sets)
     print(f"{name}: {spec.summary}")
-    print(f"serves: {', '.join(spec.scenarios)}; override with --set KEY=VALUE "
-          f"(or configs/methods/{name}.yaml)\n")
-    for field, default, accepted, doc in spec.config.describe():
-        print(f"  {field} = {default}   accepts {accepted}")
+    where = f" on benchmark {bench.name}" if bench is not None else ""
+    print(f"serves: {', '.join(spec.scenarios)}; settings{where} (each with the layer that "
+          f"set it; override with --set KEY=VALUE)\n")
+    values, sources = settings.config.to_dict(), settings.sources
+    for field, _, accepted, doc in spec.config.describe():
+        print(f"  {field} = {values[field]!r}   from {sources[field]}; accepts {accepted}")
         for line in textwrap.wrap(doc, 84):
             print(f"      {line}")
 
 
 def cmd_list(args) -> int:
-    from .benchmarks import benchmark_names
+    from .benchmarks import benchmark_names, load_benchmark
     from .data.sources import source_names
     from .methods import get_method, list_methods
     from .models import model_names
+    from .report.methods import markdown_table, write_into
 
     if args.method:
-        print_method(args.method)
+        bench = load_benchmark(args.bench) if args.bench else None
+        print_method(args.method, bench, args.config, parse_assignments(args.set))
+        return 0
+    if args.bench or args.config or args.set:
+        raise ValueError("--bench, --config and --set go with a METHOD: "
+                         "`unlearnkit list METHOD --bench B`")
+    if args.into and not args.markdown:
+        raise ValueError("--into writes the Markdown table: add --markdown")
+    if args.markdown:
+        if args.into:
+            changed = write_into(args.into)
+            print(f"{args.into}: method table {'rewritten' if changed else 'already current'}")
+        else:
+            print(markdown_table(), end="")
         return 0
     print("methods:")
     for name in list_methods():

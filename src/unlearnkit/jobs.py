@@ -207,8 +207,10 @@ def train_fused(ctx: Context, job: Job, device: torch.device) -> list[dict]:
     b, data = ctx.bench, _train_data(ctx, job.kind)
     _sync(device)
     start = time.perf_counter()
+    # --fused K is honoured: the job's K seeds train as one chunk (not default_chunk's 2)
     states = train_many(b.model, data, list(job.seeds), b.train, device=device,
-                        num_classes=ctx.source.num_classes, progress=False)
+                        num_classes=ctx.source.num_classes, chunk=len(job.seeds),
+                        progress=False)
     _sync(device)
     seconds = (time.perf_counter() - start) / len(job.seeds)
     logits = {name: predict_logits_many(b.model, states, ctx.parts[name], device=device)

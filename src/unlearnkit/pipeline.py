@@ -129,9 +129,11 @@ def check_request(bench: Benchmark, methods: list[str], overrides: dict | None =
                   per_method: dict[str, dict] | None = None) -> dict:
     """Every check of a local evaluation that needs no data, before the first training:
     N, the scenario text, each method's name, hyperparameters and scenarios. Returns
-    each method's resolved config: defaults, its YAML, the benchmark's overrides, then
-    ``overrides`` (for every method) and ``per_method[name]``."""
-    from .methods import check_serves, resolve_config
+    each method's resolved config (:func:`unlearnkit.method_settings.method_settings`):
+    defaults, its YAML, the benchmark's overrides, then ``overrides`` (for every method)
+    and ``per_method[name]``."""
+    from .method_settings import method_settings
+    from .methods import check_serves
     from .metrics.intervals import check_models
 
     check_models(bench.num_models, "N")
@@ -139,9 +141,8 @@ def check_request(bench: Benchmark, methods: list[str], overrides: dict | None =
     where = f"scenario {bench.scenario!r} of benchmark {bench.name!r}"
     cfgs = {}
     for name in methods:
-        cfgs[name] = resolve_config(name, {**bench.method_overrides.get(name, {}),
-                                           **(overrides or {}),
-                                           **(per_method or {}).get(name, {})})
+        sets = {**(overrides or {}), **(per_method or {}).get(name, {})}
+        cfgs[name] = method_settings(name, bench, sets=sets).config
         check_serves(name, cfgs[name], kind, where, otherwise=" or another --scenario")
     return cfgs
 

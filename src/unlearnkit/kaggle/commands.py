@@ -1,7 +1,7 @@
 """The Kaggle subcommands of ``unlearnkit``: parse, call, print.
 
-``mock-competition``, ``score-submission``, ``build-notebook`` and ``submit``; the main
-command line adds them with ``register(subparsers)``.
+``mock-competition``, ``score-submission``, ``build-notebook``, ``kaggle-local``,
+``submit`` and ``plan``; the main command line adds them with ``register(subparsers)``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ def register(sub) -> None:
     add_mock(sub)
     add_score(sub)
     add_build(sub)
+    add_local(sub)
     add_submit(sub)
     add_plan(sub)
 
@@ -109,8 +110,6 @@ def add_build(sub) -> None:
     p.add_argument("--source", help="the jupytext source (default notebooks/submission.py)")
     p.add_argument("--out", help="the notebook to write (default notebooks/submission.ipynb)")
     p.add_argument("--script", help="also write the code cells as one Python script here")
-    p.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 if the notebook is out of date")
     p.set_defaults(func=cmd_build)
 
 
@@ -118,12 +117,8 @@ def cmd_build(args) -> int:
     from unlearnkit.atomic import write_text
 
     from ..assignments import parse_assignments
-    from .notebook import build_notebook, stale_reason, to_script
+    from .notebook import build_notebook, to_script
 
-    if args.check:
-        reason = stale_reason(args.out, args.source)
-        print(reason or "the notebook is up to date")
-        return 1 if reason else 0
     out = build_notebook(args.source and Path(args.source), args.out and Path(args.out),
                          method=args.method, hyperparameters=parse_assignments(args.set) or None,
                          num_checkpoints=args.checkpoints, budget_hours=args.budget_hours,
@@ -131,6 +126,52 @@ def cmd_build(args) -> int:
     print(f"wrote {out}")
     if args.script:
         print(f"wrote {write_text(args.script, to_script(out))}")
+    return 0
+
+
+def add_local(sub) -> None:
+    p = sub.add_parser("kaggle-local", help="rehearse the Kaggle loop here: mock data, the "
+                       "notebook run headless, its score",
+                       description="Write a mock competition (reused when present), build and "
+                       "run the notebook headless on it, and score its submission.zip against "
+                       "retrained references. Writes <out>/input, <out>/work, "
+                       "<out>/output/submission.zip, <out>/executed.ipynb and <out>/report.json.")
+    p.add_argument("--out", default="runs/kaggle-local", help="working folder "
+                   "(default runs/kaggle-local)")
+    p.add_argument("--source", choices=["digits", "cifar10"], default="digits")
+    p.add_argument("--root", help="data root (cifar10; else $UNLEARNKIT_DATA)")
+    p.add_argument("--checkpoints", type=int, default=4, help="notebook runs (default 4)")
+    p.add_argument("--epochs", type=int, default=2,
+                   help="epochs of the original and reference models (default 2: CPU-sized)")
+    p.add_argument("--method", help="method (default: the notebook's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a hyperparameter override (repeatable)")
+    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_local)
+
+
+def cmd_local(args) -> int:
+    import sys
+
+    from ..assignments import parse_assignments
+    from .local import NotebookFailed, kaggle_local
+    from .score import summary_lines
+
+    try:
+        report = kaggle_local(args.out, source=args.source, root=args.root,
+                              checkpoints=args.checkpoints, epochs=args.epochs,
+                              method=args.method,
+                              hyperparameters=parse_assignments(args.set) or None,
+                              device=args.device, progress=not args.quiet)
+    except NotebookFailed as err:
+        print(err.outputs[-3000:], file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print("\n".join(summary_lines(report)))
+    t = report["kaggle_local"]
+    print(f"times: mock {t['mock_s']:.0f} s, notebook {t['notebook_s']:.0f} s, "
+          f"score {t['score_s']:.0f} s; report {args.out}/report.json")
     return 0
 
 

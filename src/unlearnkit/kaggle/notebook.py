@@ -4,18 +4,17 @@
 The build fills two things in: the configuration cell (method, hyperparameters,
 checkpoints, budget; from ``--method`` / ``--set``) and the kit cell, a base64 zip of
 every ``unlearnkit`` module the notebook imports, followed transitively, plus the whole
-method registry (it discovers its modules at import time) and ``configs/methods/*.yaml``.
-The zip mirrors the repository layout (``src/unlearnkit/...``, ``configs/methods/...``)
-so the registry finds its YAML files where it looks for them. The build is
-deterministic: building twice gives the same notebook, which lets a test catch a
-committed notebook that drifted from its source.
+method registry (it discovers its modules at import time) and the package's method
+configs (``unlearnkit/configs/methods/*.yaml``). The zip mirrors the repository layout
+(``src/unlearnkit/...``), so the registry finds its YAML files as package data. The build is
+deterministic: building twice gives the same notebook. The built notebook is not
+committed: ``make notebook``, ``make submit`` and ``make kaggle-local`` build it afresh.
 """
 
 from __future__ import annotations
 
 import ast
 import base64
-import hashlib
 import io
 import re
 import zipfile
@@ -112,7 +111,7 @@ def kit_files(root: Path, roots: set[str]) -> dict[str, bytes]:
     for module in kit_modules(src, roots):
         path = module_path(src, module)
         files[path.relative_to(root).as_posix()] = path.read_bytes()
-    for path in sorted((root / "configs" / "methods").glob("*.yaml")):
+    for path in sorted((src / PACKAGE / "configs" / "methods").glob("*.yaml")):
         files[path.relative_to(root).as_posix()] = path.read_bytes()
     return dict(sorted(files.items()))
 
@@ -265,40 +264,3 @@ def to_script(ipynb: Path) -> str:
 
     nb = nbformat.read(str(ipynb), as_version=4)
     return "\n\n".join(c.source for c in nb.cells if c.cell_type == "code") + "\n"
-
-
-def fingerprint(nb) -> list[tuple[str, str]]:
-    """Cells as (type, source), the kit blob replaced by a hash of the files it holds.
-
-    Two notebooks with equal fingerprints run the same code, even where two zlib
-    versions compressed the kit into different bytes.
-    """
-    out = []
-    for cell in nb.cells:
-        source = cell.source
-        m = KIT_RE.search(source)
-        if m:
-            blob = m.group(0).split('"""')[1]
-            files = unpack(blob) if blob.strip() else {}
-            digest = hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()
-            source = KIT_RE.sub(f"{KIT_VAR} = <kit {digest}>", source)
-        out.append((cell.cell_type, source))
-    return out
-
-
-def stale_reason(built: Path | None = None, source: Path | None = None) -> str | None:
-    """Why ``built`` differs from a fresh build of ``source`` (``None``: up to date)."""
-    import nbformat
-
-    built = Path(built or default_output())
-    if not built.is_file():
-        return f"{built} does not exist; run `make notebook`"
-    fresh = fingerprint(render(source or default_source()))
-    old = fingerprint(nbformat.read(str(built), as_version=4))
-    if fresh == old:
-        return None
-    if len(fresh) != len(old):
-        return f"{built} has {len(old)} cells, the source {len(fresh)}; run `make notebook`"
-    k = next(i for i, (a, b) in enumerate(zip(fresh, old)) if a != b)
-    what = "the inlined kit" if KIT_VAR in fresh[k][1] else f"cell {k}"
-    return f"{built} is out of date ({what} differs from the source); run `make notebook`"

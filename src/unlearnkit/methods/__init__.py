@@ -7,7 +7,7 @@ dataclass (a :class:`MethodConfig` whose fields, declared with
 values and docstrings). It is recorded by :func:`register_method` with that dataclass
 and the scenarios it serves. Method modules in this package are imported automatically
 (names starting with ``_`` are skipped), so adding a method is adding one file here;
-``configs/methods/<name>.yaml`` is needed only to override defaults.
+``unlearnkit/configs/methods/<name>.yaml`` is needed only to override defaults.
 
 The harness and the Kaggle notebook both resolve the config once with
 :func:`resolve_config` and call :func:`run_method` with it: the same code, the same
@@ -26,20 +26,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..resources import config_file
 from ._common import MethodConfig
 
 SCENARIOS = ("sample", "class")
 SCENARIO_WORDS = {"sample": "sample-level forgetting", "class": "class removal"}
-
-
-def _config_dir() -> Path | None:
-    """``<repo>/configs/methods`` for a source checkout; None when the package sits too
-    shallow for that (e.g. unpacked into a Kaggle notebook's folder)."""
-    parents = Path(__file__).resolve().parents
-    return parents[3] / "configs" / "methods" if len(parents) > 3 else None
-
-
-CONFIG_DIR = _config_dir()
 
 
 @dataclass(frozen=True)
@@ -113,40 +104,57 @@ def get_method(name: str) -> MethodSpec:
     return _REGISTRY[name]
 
 
-def _yaml_overrides(name: str, config_path: str | os.PathLike | None) -> dict:
-    """Overrides from a YAML file: ``config_path`` (file or folder), else the repo's
-    ``configs/methods/<name>.yaml`` when one exists (they are optional)."""
+def yaml_layer(name: str, config_path: str | os.PathLike | None = None) -> tuple[str, dict]:
+    """``(label, overrides)`` from a YAML file: ``config_path`` (file or folder), else the
+    kit's ``configs/methods/<name>.yaml`` when one exists (they are optional)."""
     if config_path is None:
-        if CONFIG_DIR is None:
-            return {}
-        path, required = CONFIG_DIR / f"{name}.yaml", False
+        path, required = config_file("methods", name), False
+        label = f"configs/methods/{name}.yaml"
     else:
         path, required = Path(config_path), True
         if path.is_dir():
             path = path / f"{name}.yaml"
+        label = f"--config {path}"
     if not path.is_file():
         if required:
             raise FileNotFoundError(f"method config not found: {path}")
-        return {}
+        return label, {}
     import yaml
 
     values = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
         raise ValueError(f"{path} must hold a mapping of hyperparameter: value, not {values!r}")
-    return values
+    get_method(name).config.build(values, where=f"from its YAML file {path}")  # names it
+    return label, values
+
+
+def _yaml_overrides(name: str, config_path: str | os.PathLike | None) -> dict:
+    """The overrides of :func:`yaml_layer` alone."""
+    return yaml_layer(name, config_path)[1]
+
+
+def resolve_layers(name: str, layers=()) -> tuple[MethodConfig, dict[str, str]]:
+    """The method's config and, per field, the layer that set it: dataclass defaults
+    ('default'), then its YAML (if any), then each ``(label, overrides)`` of ``layers``
+    in order, later layers winning. Every name, type and range is checked here."""
+    spec = get_method(name)
+    values, sources = {}, {}
+    for label, overrides in [yaml_layer(name), *layers]:
+        values.update(overrides or {})
+        sources.update(dict.fromkeys(overrides or {}, label))
+    cfg = spec.config.build(values, where="from the overrides")
+    return cfg, {f: sources.get(f, "default") for f in cfg.field_names()}
 
 
 def resolve_config(name: str, overrides: dict | None = None,
                    config_path: str | os.PathLike | None = None) -> MethodConfig:
-    """The method's config: dataclass defaults, then its YAML (if any), then ``overrides``.
+    """The method's config: dataclass defaults, then its YAML (if any), then the YAML at
+    ``config_path`` (if given), then ``overrides``.
 
-    Every name, type and range is checked here, once per run plan; the result is what
-    :func:`run_method` takes, in the harness and in the notebook alike.
+    The result is what :func:`run_method` takes, in the harness and in the notebook alike.
     """
-    spec = get_method(name)
-    from_yaml = _yaml_overrides(name, config_path)
-    spec.config.build(from_yaml, where="from its YAML file")  # names the YAML in errors
-    return spec.config.build({**from_yaml, **(overrides or {})}, where="from the overrides")
+    layers = [yaml_layer(name, config_path)] if config_path else []
+    return resolve_layers(name, [*layers, ("overrides", overrides or {})])[0]
 
 
 def _check_not_empty(forget_loader) -> None:
@@ -218,6 +226,8 @@ __all__ = [
     "list_methods",
     "register_method",
     "resolve_config",
+    "resolve_layers",
     "run_method",
     "serves",
+    "yaml_layer",
 ]
