@@ -108,12 +108,14 @@ def test_bad_spaces_and_storage_are_refused_before_any_work(tmp_path, capsys):
     for extra, message in cases:
         assert run(tmp_path, "--method", "finetune", *extra) == 2, extra
         assert message in capsys.readouterr().err, extra
-    for url in ("nope://x", f"sqlite:///{tmp_path}/no/such/folder/s.db"):
+    (tmp_path / "file").write_text("x")
+    for url, message in (("nope://x", "cannot open the study storage"),
+                         (f"sqlite:///{tmp_path}/file/s.db", "is a file, not a folder")):
         bench = tmp_path / "tiny.yaml"
         code = main(["tune", "--bench", str(bench), "--method", "finetune", "--quiet",
                      "--cache", str(tmp_path / "cache"), "--storage", url])
         assert code == 2
-        assert "cannot open the study storage" in capsys.readouterr().err
+        assert message in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
 
 
@@ -182,3 +184,80 @@ def test_space_items_for_choices_and_integers():
     with pytest.raises(ValueError, match="log scale"):
         tune_space.parse_item(cls, "weight_decay=0:1e-3:log")
     assert tune_space.parse_item(cls, "lr=1e-4:1e-2:log")[1] == Space(1e-4, 1e-2, log=True)
+
+
+# ---------------------------------------------------------------- the study's accounting
+
+
+def _study(tmp_path, heartbeat: bool = False):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'acc.db'}"
+    storage = (optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
+               if heartbeat else url)
+    return optuna.create_study(study_name="acc", storage=storage, direction="maximize")
+
+
+def test_only_finished_trials_count(tmp_path):
+    from optuna.trial import TrialState
+
+    study = _study(tmp_path)
+    study.enqueue_trial({"x": 1})  # waiting
+    study.ask()  # running (this process, or a dead one)
+    assert tune.counted(study) == 0
+    study.tell(study.ask(), state=TrialState.PRUNED)
+    study.tell(study.ask(), 0.5)
+    failed = study.ask()
+    failed.set_user_attr("error", "RuntimeError: boom")
+    study.tell(failed, state=TrialState.FAIL)
+    study.tell(study.ask(), state=TrialState.FAIL)  # interrupted: no error of its own
+    assert tune.counted(study) == 3
+
+
+def test_a_dead_running_trial_is_failed_over(tmp_path):
+    import time
+
+    from optuna.trial import TrialState
+
+    study = _study(tmp_path, heartbeat=True)
+    trial = study.ask()
+    study._storage.record_heartbeat(trial._trial_id)
+    time.sleep(2.2)  # past its 1 s grace
+    tune.fail_stale(study)
+    assert study.trials[0].state == TrialState.FAIL
+
+
+def test_the_defaults_are_queued_again_after_an_interruption(tmp_path):
+    from optuna.trial import TrialState
+
+    study = _study(tmp_path)
+    tune.enqueue_defaults(study, {"x": 0.5})
+    tune.enqueue_defaults(study, {"x": 0.5})  # waiting already: not twice
+    assert [t.state for t in study.trials] == [TrialState.WAITING]
+    study.tell(study.ask(), state=TrialState.FAIL)  # Ctrl-C during the defaults
+    tune.enqueue_defaults(study, {"x": 0.5})
+    assert study.trials[-1].state == TrialState.WAITING
+    assert study.trials[-1].user_attrs["defaults"] is True
+    study.tell(study.ask(), 0.1)
+    tune.enqueue_defaults(study, {"x": 0.5})  # scored once: not again
+    assert len(study.trials) == 2
+
+
+def test_ctrl_c_in_the_defaults_trial_is_one_line_and_the_rerun_scores_them(copy, capsys,
+                                                                            monkeypatch):
+    real = tune.Objective._score
+
+    def interrupt(self, trial):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.Objective, "_score", interrupt)
+    assert run(copy, *FAST, "--study", "fresh", trials=1, out="fresh") == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interrupted") and "\n" not in err and "Traceback" not in err, err
+    monkeypatch.setattr(tune.Objective, "_score", real)
+    assert run(copy, *FAST, "--study", "fresh", trials=1, out="fresh") == 0
+    s = summary(copy, "fresh")
+    assert s["trials"]["complete"] == 1 and s["trials"]["fail"] == 1
+    rows = list(csv.DictReader((copy / "fresh" / "trials.csv").open()))
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    assert done[0]["user_attrs_defaults"] == "True"
