@@ -19,7 +19,8 @@ import os
 import time
 
 from unlearnkit.benchmarks import load_benchmark
-from unlearnkit.pipeline import Plan, add_intervals, prepare_references, score_oracles
+from unlearnkit.pipeline import Plan, prepare_references
+from unlearnkit.scoring_core import ORIGINAL_ORACLE, RETRAIN_ORACLE, References, score_sets
 
 
 def gap_at(bench, n: int, plan: Plan) -> dict:
@@ -27,9 +28,9 @@ def gap_at(bench, n: int, plan: Plan) -> dict:
     start = time.time()
     bench = dataclasses.replace(bench, num_models=n)
     ctx, sets = prepare_references(bench, plan)
-    result = score_oracles(ctx, sets, "oracles", {})
-    add_intervals(result, ctx, sets, None, workers=plan.workers)
-    iv = result.summary["intervals"]
+    iv = score_sets(References(ctx, sets["refs"]), {RETRAIN_ORACLE: sets["retrain"],
+                                                     ORIGINAL_ORACLE: sets["original"]},
+                    workers=plan.workers).intervals
     return {"bench": bench.name, "N": n, "forget": len(ctx.split.forget),
             "retrain": iv["oracle_retrain"]["score"], "original": iv["oracle_original"]["score"],
             "gap": iv["oracle_gap"], "seconds": time.time() - start,

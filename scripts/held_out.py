@@ -15,7 +15,8 @@ from __future__ import annotations
 from method_args import parse_method_args
 
 from unlearnkit.pipeline import check_request, prepare_references
-from unlearnkit.tune import paired_scores, runs_of
+from unlearnkit.scoring_core import ORIGINAL_ORACLE, RETRAIN_ORACLE, References, score_sets
+from unlearnkit.tune import runs_of
 
 
 def main() -> None:
@@ -23,24 +24,26 @@ def main() -> None:
     cfg = check_request(bench, [method], overrides)[method]
     ctx, sets = prepare_references(bench, plan)
     n = bench.num_models
+    retrain_seconds = References(ctx, sets["refs"]).retrain_seconds  # reference 0, alone
     for label, refs, oracle, seeds in (
             ("as scored (references 0..N-1, runs 0..N-1)", sets["refs"], sets["retrain"],
              list(range(n))),
             ("held out (references N..2N-1, runs N..2N-1)", sets["retrain"], sets["refs"],
              list(range(n, 2 * n)))):
-        # paired_scores compares "tuned" with "defaults": here the method with doing nothing
-        named = {"tuned": runs_of(ctx, plan, method, cfg, seeds),
-                 "defaults": sets["original"], "oracle_retrain": oracle}
-        scores = paired_scores(ctx, refs, named, plan.workers)
+        named = {method: runs_of(ctx, plan, method, cfg, seeds), RETRAIN_ORACLE: oracle,
+                 ORIGINAL_ORACLE: sets["original"]}
+        scores = score_sets(References(ctx, refs, retrain_seconds), named, timed=[method],
+                            workers=plan.workers)
         print(f"{bench.name}, N = {n}, {label}:")
-        for key, name in (("tuned", method), ("oracle_retrain", "oracle_retrain"),
-                          ("defaults", "oracle_original")):
-            s = scores[key]["score"]
+        for name in named:
+            s = scores.intervals[name]["score"]
             print(f"  {name:24s} score {s['value']:.4f} [{s['low']:.4f}, {s['high']:.4f}]")
-        d = scores["tuned_minus_defaults"]
+        row = scores.intervals[method]
+        d, f = row["minus_original_oracle"], row["fraction_of_retrain_oracle"]
         print(f"  {method} - oracle_original: {d['value']:+.4f} [{d['low']:+.4f}, "
-              f"{d['high']:+.4f}]; / retrain oracle: "
-              f"{scores['tuned']['score']['value'] / scores['oracle_retrain']['score']['value']:.2f}")
+              f"{d['high']:+.4f}]; / retrain oracle: {f['value']:.2f} [{f['low']:.2f}, "
+              f"{f['high']:.2f}]; {100 * scores.times[method]['time_fraction_of_retrain']:.1f}%"
+              " of a retrain")
 
 
 if __name__ == "__main__":

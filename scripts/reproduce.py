@@ -43,7 +43,8 @@ from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.context import ORIGINAL, ORIGINAL_SEED
 from unlearnkit.methods import get_method, list_methods, resolve_config
 from unlearnkit.metrics import model_sets
-from unlearnkit.pipeline import Plan, load_entries, local_eval, prepare_references, score_oracles
+from unlearnkit.pipeline import Plan, load_entries, local_eval, prepare_references
+from unlearnkit.scoring_core import References
 
 SCENARIOS = {"class": "class:airplane,bird", "sample": "random:0.1"}
 TITLES = {"class": "Class removal: forget airplane and bird (`class:airplane,bird`)",
@@ -157,7 +158,8 @@ def set_row(label: str, kind: str, entries, ctx, random_logits, scored: dict | N
 
 def reference_rows(ctx, sets: dict, random_logits) -> list[dict]:
     """The single original model, the original oracle and the retrain oracle."""
-    oracles = score_oracles(ctx, sets, "oracles", {}).summary["oracles"]
+    refs = References(ctx, sets["refs"])
+    oracles = {k: refs.point(sets[k]).to_json() for k in ("retrain", "original")}
     single = load_entries([ctx.model_path(ORIGINAL, ORIGINAL_SEED)])
     n = len(sets["refs"])
     return [

@@ -28,12 +28,15 @@ def _zip(tmp_path, name: str, models: list[str]):
 
 
 def test_read_states_checks_the_zip(tmp_path):
-    good = _zip(tmp_path, "good", ["resnet18"] * 3)
-    assert len(read_states(good)) == 3 and len(read_states(good, models=2)) == 2
-    with pytest.raises(ValueError, match="between 2 and the 3"):
-        read_states(good, models=5)
+    good = _zip(tmp_path, "good", ["resnet18"] * 5)
+    assert len(read_states(good)) == 5 and len(read_states(good, models=4)) == 4
+    for n in (3, 6):  # one minimum N (the bootstrap's 4), checked before any training
+        with pytest.raises(ValueError, match="between 4 and the 5"):
+            read_states(good, models=n)
+    with pytest.raises(ValueError, match="holds 3 checkpoint.*at least 4"):
+        read_states(_zip(tmp_path, "three", ["resnet18"] * 3))
     with pytest.raises(ValueError, match="does not fit"):
-        read_states(_zip(tmp_path, "cnn", ["resnet18", "small_cnn"]))
+        read_states(_zip(tmp_path, "cnn", ["resnet18"] * 3 + ["small_cnn"]))
     ck.write_empty_zip(tmp_path / "empty.zip")
     with pytest.raises(ValueError, match="commit run"):
         read_states(tmp_path / "empty.zip")
@@ -50,6 +53,10 @@ def test_score_submission_through_the_pipeline(tmp_path):
     too_few = _zip(tmp_path, "few", ["resnet18"] * 2)
     assert main(["score-submission", str(too_few), "--data", str(data), "--cache",
                  str(tmp_path / "cache"), "--quiet"]) == 2  # N >= 4: the metric's buckets
+    four = _zip(tmp_path, "four", ["resnet18"] * 4)
+    assert main(["score-submission", str(four), "--models", "3", "--data", str(data),
+                 "--cache", str(tmp_path / "cache"), "--quiet"]) == 2
+    assert not (tmp_path / "cache").exists()  # refused before any training
     zip_path = _zip(tmp_path, "submission", ["resnet18"] * 4)
     out = tmp_path / "report.json"
     assert main(["score-submission", str(zip_path), "--data", str(data), "--cache",

@@ -1,8 +1,9 @@
 """A leaderboard: every method that serves a benchmark, at one N, against one reference set.
 
-All rows (the methods and both oracles) are scored against the same N references and
-get their 95% intervals from one paired bootstrap (:mod:`unlearnkit.metrics.intervals`),
-so their differences are comparable. Every check (method names, settings, scenario)
+All rows (the methods and both oracles) are scored by the scoring core
+(:mod:`unlearnkit.scoring_core`) against the same N references, with 95% intervals from
+one paired bootstrap, so their differences are comparable; a method's run time is the
+mean of its runs timed alone, as in local-eval. Every check (method names, settings, scenario)
 runs before the first training; a method whose runs fail becomes a failed row with its
 error, and the others go on. Runs come from the cache when they are there.
 """
@@ -13,11 +14,16 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 
-from .benchmarks import Benchmark
-from .data.splits import parse_scenario
-from .metrics import intervals
-from .metrics.model_sets import model_set, score_against
-from .pipeline import TIME_RULE, Plan, ensure_runs, load_entries, prepare_references, score_oracles
+from .benchmarks import Benchmark, scenario_kind
+from .pipeline import Plan, ensure_runs, load_entries, prepare_references, split_summary
+from .scoring_core import (
+    ORIGINAL_ORACLE,
+    RETRAIN_ORACLE,
+    TIME_RULE,
+    References,
+    Scores,
+    score_sets,
+)
 
 
 @dataclass
@@ -40,12 +46,6 @@ class Row:
         return dataclasses.asdict(self)
 
 
-def scenario_kind(bench: Benchmark) -> str | None:
-    """'class' or 'sample' from the scenario text (None for 'given': read from the data)."""
-    kind, _ = parse_scenario(bench.scenario)
-    return None if kind == "given" else ("class" if kind == "class" else "sample")
-
-
 def plan_methods(bench: Benchmark, names: list[str] | None, overrides: dict[str, dict],
                  kind: str) -> dict:
     """``{method: resolved config}`` of the methods to rank: those asked for (all that
@@ -66,12 +66,8 @@ def run_leaderboard(bench: Benchmark, plan: Plan, methods: list[str] | None = No
                     overrides: dict[str, dict] | None = None) -> dict:
     """Run (or read from the cache) every method, score all rows, rank them; a dict."""
     started = time.time()
-    kind = scenario_kind(bench)
-    configs = plan_methods(bench, methods, overrides or {}, kind) if kind else None
+    configs = plan_methods(bench, methods, overrides or {}, scenario_kind(bench.scenario))
     ctx, sets = prepare_references(bench, plan)
-    if configs is None:  # a 'given' split: its kind is known once it is read
-        configs = plan_methods(bench, methods, overrides or {}, ctx.split.kind)
-    base = score_oracles(ctx, sets, "leaderboard", {})
     n = bench.num_models
     runs, errors = {}, {}
     for name, cfg in configs.items():
@@ -80,47 +76,37 @@ def run_leaderboard(bench: Benchmark, plan: Plan, methods: list[str] | None = No
             errors[name] = f"{len(failed)} of {n} runs failed; first: {failed[0]}"
         else:
             runs[name] = load_entries([ctx.run_path(name, cfg.to_dict(), s) for s in range(n)])
-    scored = {name: score_against(entries, sets["refs"], ctx, base.ref_confs)
-              for name, entries in runs.items()}
-    table = _rows(base, ctx, sets, configs, runs, scored, errors, plan.workers)
+    refs = References(ctx, sets["refs"])
+    scores = score_sets(refs, {RETRAIN_ORACLE: sets["retrain"],
+                               ORIGINAL_ORACLE: sets["original"], **runs},
+                        timed=list(runs), workers=plan.workers)
     return {
         "benchmark": bench.name,
         "num_models": n,
-        "split": base.summary["split"],
-        "retrain_seconds": base.summary["retrain_seconds"],
-        "references": base.summary["references"],
-        "oracle_gap": table.pop("oracle_gap"),
-        "bootstrap": table.pop("bootstrap"),
-        "rows": [r.to_json() for r in table["rows"]],
+        "split": split_summary(ctx),
+        "retrain_seconds": refs.retrain_seconds,
+        "references": refs.accuracy,
+        "oracle_gap": scores.intervals.get("oracle_gap"),
+        "bootstrap": scores.intervals["bootstrap"],
+        "rows": [r.to_json() for r in _rows(scores, configs, errors)],
         "wall_seconds": time.time() - started,
     }
 
 
-def _rows(base, ctx, sets, configs, runs, scored, errors, workers) -> dict:
-    """Every row with its intervals from one paired bootstrap, ranked by score."""
-    all_scored = {intervals.RETRAIN_ORACLE: (sets["retrain"], base.oracle_retrain),
-                  intervals.ORIGINAL_ORACLE: (sets["original"], base.oracle_original),
-                  **{name: (runs[name], s) for name, s in scored.items()}}
-    iv = intervals.summarise(
-        {k: model_set(e, ctx, s.confs) for k, (e, s) in all_scored.items()},
-        model_set(sets["refs"], ctx, base.ref_confs),
-        {k: (s.forget_quality.score, s.score) for k, (_, s) in all_scored.items()},
-        workers=workers)
-    retrain_s = base.summary["retrain_seconds"]
+def _rows(scores: Scores, configs: dict, errors: dict[str, str]) -> list[Row]:
+    """Every scored set as a row, ranked by score, then the failed ones."""
     rows = []
-    for name, (entries, s) in all_scored.items():
-        i = iv[name]
-        row = Row(name, configs[name].changed() if name in configs else {},
-                  i["forget_quality"], i["score"], i.get("fraction_of_retrain_oracle"),
-                  i.get("minus_original_oracle"), i.get("distinguishable_from_original"),
-                  accuracy={"retain": s.retain_acc, "test": s.test_acc, "forget": s.forget_acc})
-        if name in configs:
-            per_run = sum(e.meta.get("seconds", float("nan")) for e in entries) / len(entries)
-            row.seconds_per_run, row.time_fraction_of_retrain = per_run, per_run / retrain_s
-        rows.append(row)
+    for name, s in scores.scored.items():
+        i = scores.intervals[name]
+        t = scores.times.get(name, {})
+        rows.append(Row(name, configs[name].changed() if name in configs else {},
+                        i["forget_quality"], i["score"], i.get("fraction_of_retrain_oracle"),
+                        i.get("minus_original_oracle"), i.get("distinguishable_from_original"),
+                        t.get("seconds_per_run"), t.get("time_fraction_of_retrain"),
+                        accuracy={"retain": s.retain_acc, "test": s.test_acc,
+                                  "forget": s.forget_acc}))
     rows.sort(key=lambda r: -r.score["value"])
-    rows += [Row(name, configs[name].changed(), error=err) for name, err in errors.items()]
-    return {"rows": rows, "oracle_gap": iv.get("oracle_gap"), "bootstrap": iv["bootstrap"]}
+    return rows + [Row(name, configs[name].changed(), error=err) for name, err in errors.items()]
 
 
 def over_time_rule(row: dict) -> bool:

@@ -6,7 +6,8 @@ Pipeline (every model's outputs cached under ``<cache>/<benchmark key>/``,
 1. split (saved) -> 2. original model trained on retain + forget (weights kept) ->
 3. N reference models retrained on retain only, one seed each -> 4. N runs of the
 method from the original, one seed each -> 5. logits of every model on forget and
-test, predictions on retain -> 6. scores (:mod:`unlearnkit.metrics.model_sets`).
+test, predictions on retain -> 6. scores, intervals and the time rule, from the scoring
+core (:mod:`unlearnkit.scoring_core`), which every scoring command shares.
 
 Two oracles are always scored against the same references: ``retrain`` (N more
 retrained models: the practical ceiling, the metric's noise floor) and ``original``
@@ -44,11 +45,17 @@ from .cache import Outputs
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, bench_json, prepare
 from .data.splits import Split
 from .executor import LocalExecutor
-from .metrics import intervals
-from .metrics.model_sets import Scored, accuracies, confidences, model_set, score_against
-
-TIME_RULE = 0.2  # the competition's intent: an unlearning run costs <= 20% of a retrain
-
+from .metrics.model_sets import Scored
+from .scoring_core import (
+    ORIGINAL_ORACLE,
+    RETRAIN_ORACLE,
+    References,
+    Scores,
+    check_models,
+    score_sets,
+    timed_alone,
+    timing,
+)
 
 # ---------------------------------------------------------------- plan and result
 
@@ -226,10 +233,6 @@ def ensure_models(ctx: Context, plan: Plan, kind: str, seeds: list[int], desc: s
         raise RuntimeError(f"{desc}: {len(errors)} job(s) failed; first: {errors[0]}")
 
 
-def _timed_alone(entry: Outputs | None) -> bool:
-    return entry is not None and entry.meta.get("concurrent", 1) == 1
-
-
 def ensure_runs(ctx: Context, plan: Plan, method: str, cfg, seeds: list[int]) -> list[str]:
     """Run the method (``cfg``: its resolved config) for the seeds not cached yet; return
     the errors of failed runs.
@@ -248,7 +251,7 @@ def ensure_runs(ctx: Context, plan: Plan, method: str, cfg, seeds: list[int]) ->
 
     errors = []
     cached = [cache_mod.load_outputs(paths[s]) for s in seeds if s not in todo]
-    if todo and _at_once(plan, len(todo)) > 1 and not any(_timed_alone(e) for e in cached):
+    if todo and _at_once(plan, len(todo)) > 1 and not any(timed_alone(e) for e in cached):
         alone = dataclasses.replace(plan, workers=1)
         errors += _run(alone, [job(todo[0], 1)], f"{method} run {todo[0]} (timed alone)")
         todo = todo[1:]
@@ -286,12 +289,11 @@ def prepare_references(bench: Benchmark, plan: Plan) -> tuple[Context, dict]:
     Returns the context and the cached outputs of ``refs``, ``retrain`` and ``original``.
     """
     check_plan(plan)
+    n = bench.num_models
+    check_models(n, "N")
     ctx = prepare(bench, plan.cache_dir, plan.data_root, plan.progress)
     for text in ctx.notes:
         note(text)
-    n = bench.num_models
-    if n < 2:
-        raise ValueError(f"num_models must be >= 2 (the metric compares N models), got {n}")
     oracle = list(range(1, n + 1))  # the original oracle: seeds 1..N of kind original
     if plan.fused > 1:  # the original (seed 0) trains fused with its oracle
         ensure_models(ctx, plan, ORIGINAL, [ORIGINAL_SEED] + oracle, "original + original oracle")
@@ -323,16 +325,11 @@ def local_eval(bench: Benchmark, method: str, overrides: dict | None, plan: Plan
     ctx, sets = prepare_references(bench, plan)
     n = bench.num_models
     errors = ensure_runs(ctx, plan, method, cfg, list(range(n)))
-    result = score_oracles(ctx, sets, method, hp)
+    runs = None if errors else load_entries([ctx.run_path(method, hp, s) for s in range(n)])
+    result = evaluate(ctx, sets, method, hp, runs, plan.workers)
     result.summary["errors"] = errors
-    runs = None
     if errors:
-        result.summary["error"] = f"{len(errors)} of {n} runs failed; first: {errors[0]}"
-    else:
-        runs = load_entries([ctx.run_path(method, hp, s) for s in range(n)])
-        add_method(result, ctx, sets, runs)
-        result.summary["timing"] = timing(sets["refs"][:1], runs)
-    add_intervals(result, ctx, sets, runs, workers=plan.workers)
+        result.summary["error"] = f"{method}: {len(errors)} of {n} runs failed; first: {errors[0]}"
     result.summary["wall_seconds"] = time.time() - started
     return result
 
@@ -348,8 +345,7 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
 
     from .models import build_model, load_state
 
-    if len(states) < 2:
-        raise ValueError(f"need at least 2 checkpoints to score, got {len(states)}")
+    check_models(len(states), "the number of checkpoints")
     bench = dataclasses.replace(bench, num_models=len(states))
     ctx, sets = prepare_references(bench, plan)
     runs = []
@@ -359,84 +355,52 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
         with jobs.pinned_threads():  # the same outputs as a job's, whatever the machine
             runs.append(jobs.model_outputs(net, ctx, torch.device(plan.device),
                                            {"kind": label, "seed": i, "seconds": float("nan")}))
-    result = score_oracles(ctx, sets, label, {})
-    add_method(result, ctx, sets, runs)  # submissions carry no run time: seconds is NaN
-    add_intervals(result, ctx, sets, runs, workers=plan.workers)
-    return result
+    return evaluate(ctx, sets, label, {}, runs, plan.workers)  # submissions: seconds NaN
 
 
-def _seconds(entries: list[Outputs]) -> float:
-    """Mean wall time of the entries timed alone (of all of them when none was)."""
-    alone = [e for e in entries if _timed_alone(e)] or entries
-    return float(np.mean([e.meta.get("seconds", np.nan) for e in alone]))
-
-
-def timing(retrains: list[Outputs], runs: list[Outputs]) -> dict:
-    """How ``retrain_seconds`` and ``seconds_per_run`` were measured (``summary['timing']``)."""
-    alone = [e for e in runs if _timed_alone(e)]
-    threads = sorted({e.meta.get("threads") for e in retrains + runs} - {None})
-    return {
-        "measured": "alone" if alone and all(_timed_alone(e) for e in retrains) else "under load",
-        "how": "wall time of runs timed alone (no other job of this command running at "
-               "once), every job with the same number of torch threads; seconds_per_run is "
-               "the mean of the method runs timed alone, retrain_seconds reference 0's",
-        "method_runs_timed": len(alone) or len(runs),
-        "method_runs": len(runs),
-        "retrain_runs_timed": len(retrains),
-        "threads_per_job": threads[0] if len(threads) == 1 else threads,
-    }
-
-
-def score_oracles(ctx: Context, sets: dict, label: str, hp: dict) -> EvalResult:
-    """Benchmark facts and both oracles, scored against the references (no method yet)."""
-    ref_confs = confidences(sets["refs"], ctx.parts["forget"].labels.numpy())
-    oracles = {name: score_against(sets[name], sets["refs"], ctx, ref_confs)
-               for name in ("retrain", "original")}
-    refs_acc = accuracies(sets["refs"], ctx)
+def evaluate(ctx: Context, sets: dict, label: str, hp: dict, runs: list[Outputs] | None,
+             workers: int = 1) -> EvalResult:
+    """Both oracles and (when ``runs`` is given) the method, scored by the scoring core
+    against the references, as an :class:`EvalResult` (the method's set keyed ``method``
+    in ``summary['intervals']``)."""
+    refs = References(ctx, sets["refs"])
+    named = {RETRAIN_ORACLE: sets["retrain"], ORIGINAL_ORACLE: sets["original"]}
+    if runs is not None:
+        named[label] = runs
+    scores = score_sets(refs, named, timed=[label], workers=workers)
+    iv = dict(scores.intervals)
     summary = {
         "benchmark": ctx.bench.name,
         "benchmark_config": ctx.bench.to_dict(),
         "method": label,
         "hyperparameters": hp,
         "num_models": ctx.bench.num_models,
-        "split": {"scenario": ctx.split.scenario, "kind": ctx.split.kind, **ctx.split.sizes()},
-        "retrain_seconds": _seconds(sets["refs"][:1]),
-        "references": {k: float(v.mean()) for k, v in refs_acc.items()},
-        "oracles": {k: v.to_json() for k, v in oracles.items()},
+        "split": split_summary(ctx),
+        "retrain_seconds": refs.retrain_seconds,
+        "references": refs.accuracy,
+        "oracles": {k: scores.scored[f"oracle_{k}"].to_json() for k in ("retrain", "original")},
     }
-    return EvalResult(summary, ctx.split, ref_confs, oracles["retrain"], oracles["original"])
+    result = EvalResult(summary, ctx.split, refs.confs, scores.scored[RETRAIN_ORACLE],
+                        scores.scored[ORIGINAL_ORACLE])
+    if runs is not None:
+        iv["method"] = iv.pop(label)
+        summary.update(method_numbers(scores, label))
+        summary["timing"] = timing(sets["refs"][:1], runs)
+        result.method = scores.scored[label]
+    summary["intervals"] = {k: iv[k] for k in (RETRAIN_ORACLE, ORIGINAL_ORACLE, "method",
+                                                "oracle_gap", "bootstrap") if k in iv}
+    return result
 
 
-def add_method(result: EvalResult, ctx: Context, sets: dict, runs: list[Outputs]) -> None:
-    """Score the method's runs into ``result``: its numbers and the time rule."""
-    s = score_against(runs, sets["refs"], ctx, result.ref_confs)
-    summary = result.summary
-    refs, retrain_seconds = summary["references"], summary["retrain_seconds"]
-    per_run = _seconds(runs)
-    ceiling = result.oracle_retrain.score
-    summary.update(
-        forget_quality=s.forget_quality.score,
-        retain_acc_ratio=s.retain_acc / refs["retain"],
-        test_acc_ratio=s.test_acc / refs["test"],
-        score=s.score,
-        score_vs_retrain_oracle=s.score / ceiling if ceiling > 0 else float("nan"),
-        accuracy={"retain": s.retain_acc, "test": s.test_acc, "forget": s.forget_acc},
-        seconds_per_run=per_run,
-        time_fraction_of_retrain=per_run / retrain_seconds,
-        over_time_rule=bool(per_run > TIME_RULE * retrain_seconds),
-    )
-    result.method = s
+def split_summary(ctx: Context) -> dict:
+    """The split's scenario, kind and sizes, as every report names them."""
+    return {"scenario": ctx.split.scenario, "kind": ctx.split.kind, **ctx.split.sizes()}
 
 
-def add_intervals(result: EvalResult, ctx: Context, sets: dict,
-                  runs: list[Outputs] | None, workers: int = 1) -> None:
-    """95% bootstrap intervals of the oracles' (and the method's) F and score, paired
-    (:mod:`unlearnkit.metrics.intervals`), into ``result.summary['intervals']``."""
-    scored = {intervals.RETRAIN_ORACLE: (sets["retrain"], result.oracle_retrain),
-              intervals.ORIGINAL_ORACLE: (sets["original"], result.oracle_original)}
-    if runs is not None and result.method is not None:
-        scored["method"] = (runs, result.method)
-    model_sets = {k: model_set(entries, ctx, s.confs) for k, (entries, s) in scored.items()}
-    points = {k: (s.forget_quality.score, s.score) for k, (_, s) in scored.items()}
-    refs = model_set(sets["refs"], ctx, result.ref_confs)
-    result.summary["intervals"] = intervals.summarise(model_sets, refs, points, workers=workers)
+def method_numbers(scores: Scores, name: str) -> dict:
+    """A method's flat numbers in ``report.json``: F, the ratios, score, accuracies, time."""
+    s, ceiling = scores.scored[name], scores.scored[RETRAIN_ORACLE].score
+    return {"forget_quality": s.forget_quality.score, **scores.refs.ratios(s), "score": s.score,
+            "score_vs_retrain_oracle": s.score / ceiling if ceiling > 0 else float("nan"),
+            "accuracy": {"retain": s.retain_acc, "test": s.test_acc, "forget": s.forget_acc},
+            **scores.times[name]}

@@ -22,7 +22,6 @@ oracle's seeds N..2N-1, already cached), all with paired 95% intervals.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import time
 import warnings
@@ -34,11 +33,8 @@ from .benchmarks import Benchmark, stable_hash
 from .cache import Outputs
 from .context import RETRAIN, Context, bench_folder
 from .metrics import intervals
-from .metrics.model_sets import confidences, model_set, score_against
 from .pipeline import (
-    TIME_RULE,
     Plan,
-    _seconds,
     check_plan,
     check_request,
     ensure_runs,
@@ -46,6 +42,7 @@ from .pipeline import (
     note,
     prepare_references,
 )
+from .scoring_core import TIME_RULE, References, score_sets, seconds_per_run
 
 STUDIES_DIR = Path("data") / "studies"
 RESAMPLES, MODEL_DRAWS = intervals.RESAMPLES, intervals.MODEL_DRAWS  # of the final intervals
@@ -162,12 +159,10 @@ def sampler(req: TuneRequest, done: int):
 class Objective:
     """One trial: settings from the space, N runs (cached), the time rule, the score."""
 
-    def __init__(self, req: TuneRequest, ctx: Context, sets: dict, plan: Plan,
-                 space: dict, retrain_seconds: float):
-        self.req, self.ctx, self.sets, self.plan, self.space = req, ctx, sets, plan, space
+    def __init__(self, req: TuneRequest, ctx: Context, refs: References, plan: Plan,
+                 space: dict):
+        self.req, self.ctx, self.refs, self.plan, self.space = req, ctx, refs, plan, space
         self.kinds = tune_space.kinds(self._cls())
-        self.retrain_seconds = retrain_seconds
-        self.ref_confs = confidences(sets["refs"], ctx.parts["forget"].labels.numpy())
 
     def _cls(self):
         from .methods import get_method
@@ -202,32 +197,25 @@ class Objective:
         self._time_rule(trial, first, "its first run")
         runs = runs_of(self.ctx, self.plan, self.req.method, cfg, list(range(n)))
         self._time_rule(trial, runs, f"its {n} runs (mean)")
-        s = score_against(runs, self.sets["refs"], self.ctx, self.ref_confs)
-        refs = {k: float(v) for k, v in _ref_acc(self.sets["refs"], self.ctx).items()}
+        s = self.refs.point(runs)
         trial.set_user_attr("forget_quality", s.forget_quality.score)
-        trial.set_user_attr("retain_acc_ratio", s.retain_acc / refs["retain"])
-        trial.set_user_attr("test_acc_ratio", s.test_acc / refs["test"])
+        for k, v in self.refs.ratios(s).items():
+            trial.set_user_attr(k, v)
         return float(s.score)
 
     def _time_rule(self, trial, runs: list[Outputs], what: str) -> None:
         import optuna
 
-        seconds = _seconds(runs)
-        frac = seconds / self.retrain_seconds
+        seconds = seconds_per_run(runs)
+        frac = seconds / self.refs.retrain_seconds
         trial.set_user_attr("seconds_per_run", seconds)
         trial.set_user_attr("time_fraction_of_retrain", frac)
         if frac > self.req.time_fraction:
             reason = (f"over the time rule: {what} took {seconds:.2f} s = {100 * frac:.0f}% of "
-                      f"one retrain ({self.retrain_seconds:.2f} s); the limit is "
+                      f"one retrain ({self.refs.retrain_seconds:.2f} s); the limit is "
                       f"{100 * self.req.time_fraction:.0f}%")
             trial.set_user_attr("pruned", reason)
             raise optuna.TrialPruned(reason)
-
-
-def _ref_acc(refs: list[Outputs], ctx: Context) -> dict:
-    from .metrics.model_sets import accuracies
-
-    return {k: v.mean() for k, v in accuracies(refs, ctx).items()}
 
 
 def runs_of(ctx: Context, plan: Plan, method: str, cfg, seeds: list[int]) -> list[Outputs]:
@@ -242,66 +230,18 @@ def runs_of(ctx: Context, plan: Plan, method: str, cfg, seeds: list[int]) -> lis
 
 
 def counted(study) -> int:
-    """Finished trials, those that count towards ``--trials``: complete, pruned, and failed
-    with an error of their own (not an interrupted one, nor a dead process's). A trial
-    waiting or running (maybe another process's, maybe a dead one's) is not finished."""
-    return sum(finished(t) for t in study.get_trials(deepcopy=False))
-
-
-def finished(trial) -> bool:
-    """Whether ``trial`` ran to an end: complete, pruned, or failed with its own error."""
+    """Trials that count towards ``--trials``: complete, pruned, failed with an error of
+    their own (not an interrupted one), and those running now (another process's)."""
     from optuna.trial import TrialState
 
-    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    return trial.state == TrialState.FAIL and "error" in trial.user_attrs
-
-
-def fail_stale(study) -> None:
-    """Mark failed the running trials whose heartbeat is older than the grace period (a
-    killed process's), so that they are run again rather than waited for."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-
-
-def enqueue_defaults(study, point: dict) -> None:
-    """Queue the defaults' trial (the score before tuning) unless one finished or waits:
-    a defaults trial cut short by Ctrl-C or a crash is queued again."""
-    from optuna.trial import TrialState
-
+    n = 0
     for t in study.get_trials(deepcopy=False):
-        mine = t.user_attrs.get("defaults") or (t.number == 0 and "defaults" not in t.user_attrs)
-        if mine and (finished(t) or t.state == TrialState.WAITING):
-            return
-    study.enqueue_trial(point, user_attrs={"defaults": True})
-
-
-class _NoInterruptTraceback(logging.Filter):
-    """Drop optuna's two 'trial failed' records of a Ctrl-C (the first with a traceback of
-    80 lines; the command line says the one line that matters)."""
-
-    interrupted: str | None = None  # "Trial <n> failed" of the interrupted trial
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        text = str(record.msg)
-        if isinstance(exc, KeyboardInterrupt):
-            self.interrupted = " ".join(text.split()[:3])
-            return False
-        if self.interrupted and text.startswith(self.interrupted):
-            self.interrupted = None
-            return False
-        return True
-
-
-def _quiet_interrupts() -> None:
-    """Install :class:`_NoInterruptTraceback` on optuna's trial loop (once)."""
-    log = logging.getLogger("optuna.study._optimize")
-    if not any(isinstance(f, _NoInterruptTraceback) for f in log.filters):
-        log.addFilter(_NoInterruptTraceback())
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
+                       TrialState.WAITING):
+            n += 1
+        elif t.state == TrialState.FAIL and "error" in t.user_attrs:
+            n += 1
+    return n
 
 
 def best_trial(study):
@@ -319,7 +259,6 @@ def optimize(study, objective: Objective, req: TuneRequest, progress: bool) -> i
     from tqdm.auto import tqdm
 
     started, ran = time.time(), 0
-    fail_stale(study)
     done = counted(study)
     bar = tqdm(total=req.trials, initial=min(done, req.trials), desc=f"tune {req.method}",
                unit="trial", disable=not progress)
@@ -346,26 +285,18 @@ def optimize(study, objective: Objective, req: TuneRequest, progress: bool) -> i
 # ---------------------------------------------------------------- rescoring with intervals
 
 
-def paired_scores(ctx: Context, refs: list[Outputs], named: dict[str, list[Outputs]],
-                  workers: int = 1, retrain_seconds: float = float("nan")) -> dict:
-    """Every set's F and score against ``refs`` with 95% intervals from one paired
-    bootstrap, and ``tuned_minus_defaults`` (its interval excluding 0: ``moved``); the
-    method's sets also get their run time as a fraction of one retrain."""
-    y = ctx.parts["forget"].labels.numpy()
-    ref_confs = confidences(refs, y)
-    scored = {k: score_against(v, refs, ctx, ref_confs) for k, v in named.items()}
-    draws = intervals.bootstrap({k: model_set(named[k], ctx, s.confs) for k, s in scored.items()},
-                                model_set(refs, ctx, ref_confs), resamples=RESAMPLES,
-                                model_draws=MODEL_DRAWS, workers=workers)
-    out = {k: {"forget_quality": intervals.interval(s.forget_quality.score, draws[k].forget_quality,
-                                                    floor=0.0).to_dict(),
-               "score": intervals.interval(s.score, draws[k].score, floor=0.0).to_dict()}
-           for k, s in scored.items()}
-    for k in ("tuned", "defaults"):
-        out[k]["time_fraction_of_retrain"] = _seconds(named[k]) / retrain_seconds
-    diff = intervals.interval(scored["tuned"].score - scored["defaults"].score,
-                              draws["tuned"].score - draws["defaults"].score)
-    out["tuned_minus_defaults"] = {**diff.to_dict(), "moved": not diff.contains(0.0)}
+def paired_scores(refs: References, named: dict[str, list[Outputs]],
+                  workers: int = 1) -> dict:
+    """Every set's F and score against ``refs`` with 95% intervals from the scoring core,
+    and ``tuned_minus_defaults`` (its interval excluding 0: ``moved``); the tuned and
+    default sets also get their run time as a fraction of one retrain."""
+    scores = score_sets(refs, named, timed=("tuned", "defaults"), workers=workers,
+                        resamples=RESAMPLES, model_draws=MODEL_DRAWS)
+    out = {k: {key: scores.intervals[k][key] for key in ("forget_quality", "score")}
+           for k in named}
+    for k, t in scores.times.items():
+        out[k]["time_fraction_of_retrain"] = t["time_fraction_of_retrain"]
+    out["tuned_minus_defaults"] = scores.difference("tuned", "defaults")
     return out
 
 
@@ -379,22 +310,20 @@ def disagreement(tuned: dict, held_out: dict) -> dict:
             "disagree": bool(abs(a["value"] - b["value"]) > limit)}
 
 
-def rescore(req: TuneRequest, ctx: Context, sets: dict, plan: Plan, tuned, defaults,
-            retrain_seconds: float) -> dict:
+def rescore(req: TuneRequest, ctx: Context, sets: dict, plan: Plan, tuned, defaults) -> dict:
     """The tuned settings and the defaults against the tuning references (seeds 0..N-1,
     runs 0..N-1) and against held-out ones (references N..2N-1, runs N..2N-1)."""
     n, m = req.bench.num_models, req.method
     seeds, other = list(range(n)), list(range(n, 2 * n))
-    tuning = paired_scores(ctx, sets["refs"], {
+    tuning = paired_scores(References(ctx, sets["refs"]), {
         "tuned": runs_of(ctx, plan, m, tuned, seeds),
         "defaults": runs_of(ctx, plan, m, defaults, seeds),
-        "oracle_retrain": sets["retrain"], "oracle_original": sets["original"]}, plan.workers,
-        retrain_seconds)
-    held = paired_scores(ctx, sets["retrain"], {
+        "oracle_retrain": sets["retrain"], "oracle_original": sets["original"]}, plan.workers)
+    held_refs = References(ctx, sets["retrain"], seconds_per_run(sets["refs"][:1]))
+    held = paired_scores(held_refs, {
         "tuned": runs_of(ctx, plan, m, tuned, other),
         "defaults": runs_of(ctx, plan, m, defaults, other),
-        "oracle_retrain": sets["refs"], "oracle_original": sets["original"]}, plan.workers,
-        retrain_seconds)
+        "oracle_retrain": sets["refs"], "oracle_original": sets["original"]}, plan.workers)
     return {"tuning": tuning, "held_out": held,
             "disagreement": disagreement(tuning["tuned"], held["tuned"])}
 
@@ -416,7 +345,6 @@ def run_tune(req: TuneRequest, plan: Plan) -> dict:
     defaults, space = check(req, plan)
     url = storage_url(req)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the bar says it all
-    _quiet_interrupts()
     study = open_study(req, open_storage(url))  # refused mixes fail before any training
     n = req.bench.num_models
     have = references_cached(req.bench, plan.cache_dir)
@@ -424,16 +352,17 @@ def run_tune(req: TuneRequest, plan: Plan) -> dict:
         note(f"the references are not cached yet ({have} of {2 * n} retrained models, plus "
              f"the original and its {n} oracle models): building them first, once")
     ctx, sets = prepare_references(req.bench, plan)
-    retrain_seconds = _seconds(sets["refs"][:1])
+    refs = References(ctx, sets["refs"])
     quiet = dataclasses.replace(plan, progress=False)
-    objective = Objective(req, ctx, sets, quiet, space, retrain_seconds)
-    enqueue_defaults(study, tune_space.default_point(defaults, space))  # the score before
+    objective = Objective(req, ctx, refs, quiet, space)
+    if not study.trials:
+        study.enqueue_trial(tune_space.default_point(defaults, space))  # the score before
     ran = optimize(study, objective, req, plan.progress)
     best = best_trial(study)
     summary = {
         "benchmark": req.bench.name, "method": req.method, "num_models": n,
         "study": req.study_name, "storage": url, "seed": req.seed,
-        "time_fraction": req.time_fraction, "retrain_seconds": retrain_seconds,
+        "time_fraction": req.time_fraction, "retrain_seconds": refs.retrain_seconds,
         "space": {k: v.describe() for k, v in space.items()}, "fixed": req.fixed,
         "defaults": _public(defaults.to_dict()), "trials": trial_counts(study, ran),
         "best": None, "study_obj": study,
@@ -446,7 +375,7 @@ def run_tune(req: TuneRequest, plan: Plan) -> dict:
                            "seconds_per_run": best.user_attrs.get("seconds_per_run"),
                            "time_fraction_of_retrain": best.user_attrs.get(
                                "time_fraction_of_retrain")}
-        summary["rescored"] = rescore(req, ctx, sets, plan, tuned, defaults, retrain_seconds)
+        summary["rescored"] = rescore(req, ctx, sets, plan, tuned, defaults)
     summary["wall_seconds"] = time.time() - started
     return summary
 

@@ -4,7 +4,9 @@ The checkpoints are read from the zip by file name (``unlearned_checkpoint_{i}.p
 any folder of it), each checked to be a ``resnet18(num_classes=10)`` state_dict, and
 handed to the pipeline (:func:`unlearnkit.pipeline.evaluate_states`), which retrains
 the references on the folder's retain set (cached as for ``local-eval``) and scores
-them against the held-out ``test.csv``. A folder made by ``mock-competition`` carries
+them with the scoring core (:mod:`unlearnkit.scoring_core`) against the held-out
+``test.csv``. The number of checkpoints is checked (at least ``MIN_MODELS``) before
+any training. A folder made by ``mock-competition`` carries
 its training recipe in ``mock.json``; the references are trained with that recipe,
 else with the scorer's.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 
 from unlearnkit.models import build_model, load_state
+from unlearnkit.scoring_core import MIN_MODELS
 
 from .mock import MOCK_FILE
 from .runtime.checkpoints import zip_checkpoint_members
@@ -83,9 +86,13 @@ def read_states(zip_path: str | os.PathLike, models: int | None = None) -> ZipSt
     if sorted(members) != list(range(len(members))):
         raise ValueError(f"{zip_path}: checkpoints are not numbered 0..{len(members) - 1}")
     n = len(members) if models is None else models
-    if not 2 <= n <= len(members):
-        raise ValueError(f"--models must be between 2 and the {len(members)} checkpoints in "
-                         f"{zip_path}, got {n}")
+    if len(members) < MIN_MODELS:
+        raise ValueError(f"{zip_path} holds {len(members)} checkpoint(s): scoring needs at "
+                         f"least {MIN_MODELS} (the metric's buckets and the bootstrap's model "
+                         "draws); write a submission with more checkpoints")
+    if not MIN_MODELS <= n <= len(members):
+        raise ValueError(f"--models must be between {MIN_MODELS} and the {len(members)} "
+                         f"checkpoints in {zip_path}, got {n}")
     states = ZipStates(zip_path, [members[i] for i in range(n)])
     net = build_model("resnet18")  # the competition's architecture
     for i in range(n):

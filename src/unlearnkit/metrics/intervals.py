@@ -166,6 +166,14 @@ def summarise(sets: dict[str, ModelSet], refs: ModelSet, points: dict[str, tuple
     """
     draws = bootstrap(sets, refs, resamples=resamples, model_draws=model_draws, seed=seed,
                       workers=workers)
+    return describe(draws, points, {"resamples": resamples, "model_draws": model_draws,
+                                    "seed": seed, "level": LEVEL})
+
+
+def describe(draws: dict[str, Draws], points: dict[str, tuple[float, float]],
+             how: dict) -> dict:
+    """The JSON-ready rows of :func:`summarise` from draws already made (``how``: the
+    bootstrap's settings, written as ``bootstrap``)."""
     out: dict = {}
     for name, d in draws.items():
         f, score = points[name]
@@ -187,6 +195,5 @@ def summarise(sets: dict[str, ModelSet], refs: ModelSet, points: dict[str, tuple
         half = gap.half_width()
         out["oracle_gap"] = {**gap.to_dict(),
                              "in_half_widths": gap.value / half if half > 0 else float("inf")}
-    out["bootstrap"] = {"resamples": resamples, "model_draws": model_draws, "seed": seed,
-                        "level": LEVEL}
+    out["bootstrap"] = dict(how)
     return out

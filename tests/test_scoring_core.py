@@ -1,0 +1,75 @@
+"""The scoring core: every command scores through it, so they agree; through the real CLI
+on the tiny digits benchmark (N = 4), with a small bootstrap (the plumbing, not the
+intervals' width, is under test)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from tiny_bench import tiny_bench
+
+from unlearnkit.cli import main
+from unlearnkit.metrics import intervals
+
+
+@pytest.fixture(autouse=True)
+def small_bootstrap(monkeypatch):
+    monkeypatch.setattr(intervals, "RESAMPLES", 10)
+    monkeypatch.setattr(intervals, "MODEL_DRAWS", 2)
+
+
+@pytest.fixture(scope="module")
+def bench_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_bench(4)))
+    return path
+
+
+def _cli(command, bench_file, root, *extra):
+    return main([command, "--bench", str(bench_file), "--quiet", "--cache",
+                 str(root / "cache"), *extra])
+
+
+@pytest.mark.parametrize("command,extra", [
+    ("local-eval", ["--method", "finetune"]),
+    ("leaderboard", ["--methods", "finetune"]),
+    ("tune", ["--method", "finetune", "--trials", "1"]),
+])
+def test_too_few_models_are_refused_before_any_training(command, extra, bench_file, tmp_path,
+                                                       capsys):
+    """One minimum N (the bootstrap's 4) in every command, checked before the first job."""
+    storage = ["--storage", f"sqlite:///{tmp_path / 's.db'}"] if command == "tune" else []
+    assert _cli(command, bench_file, tmp_path, "--models", "3", *extra, *storage,
+                "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "N = 3" in err and "--models 4" in err, err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_leaderboard_and_local_eval_give_one_answer(bench_file, tmp_path):
+    """The same cache scored by local-eval and by the leaderboard: the same exact numbers
+    and the same run time, the mean of the runs timed alone (with --workers 2 only the
+    first run is; the others ran two at once)."""
+    assert _cli("local-eval", bench_file, tmp_path, "--method", "finetune", "--workers", "2",
+                "--out", str(tmp_path / "le")) == 0
+    report = json.loads((tmp_path / "le" / "report.json").read_text())
+    assert report["timing"]["method_runs_timed"] == 1
+    assert _cli("leaderboard", bench_file, tmp_path, "--methods", "finetune,random_label",
+                "--set", "random_label.max_steps=3", "--workers", "2",
+                "--out", str(tmp_path / "lb")) == 0
+    lb = json.loads((tmp_path / "lb" / "leaderboard.json").read_text())
+    rows = {r["name"]: r for r in lb["rows"]}
+    ft = rows["finetune"]
+    assert ft["score"]["value"] == report["score"]
+    assert ft["forget_quality"]["value"] == report["forget_quality"]
+    assert ft["seconds_per_run"] == report["seconds_per_run"]
+    assert ft["time_fraction_of_retrain"] == report["time_fraction_of_retrain"]
+    assert lb["retrain_seconds"] == report["retrain_seconds"]
+    runs = sorted((tmp_path / "cache").rglob("runs/finetune/*/*.npz"))
+    seconds = [json.loads(str(np.load(p)["meta"]))["seconds"] for p in runs]  # seed 0 first
+    assert ft["seconds_per_run"] == seconds[0] != sum(seconds) / len(seconds)
+    for name in ("retrain", "original"):
+        assert rows[f"oracle_{name}"]["score"]["value"] == report["oracles"][name]["score"]
