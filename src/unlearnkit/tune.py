@@ -22,6 +22,7 @@ oracle's seeds N..2N-1, already cached), all with paired 95% intervals.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 import warnings
@@ -230,18 +231,66 @@ def runs_of(ctx: Context, plan: Plan, method: str, cfg, seeds: list[int]) -> lis
 
 
 def counted(study) -> int:
-    """Trials that count towards ``--trials``: complete, pruned, failed with an error of
-    their own (not an interrupted one), and those running now (another process's)."""
+    """Finished trials, those that count towards ``--trials``: complete, pruned, and failed
+    with an error of their own (not an interrupted one, nor a dead process's). A trial
+    waiting or running (maybe another process's, maybe a dead one's) is not finished."""
+    return sum(finished(t) for t in study.get_trials(deepcopy=False))
+
+
+def finished(trial) -> bool:
+    """Whether ``trial`` ran to an end: complete, pruned, or failed with its own error."""
     from optuna.trial import TrialState
 
-    n = 0
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return trial.state == TrialState.FAIL and "error" in trial.user_attrs
+
+
+def fail_stale(study) -> None:
+    """Mark failed the running trials whose heartbeat is older than the grace period (a
+    killed process's), so that they are run again rather than waited for."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def enqueue_defaults(study, point: dict) -> None:
+    """Queue the defaults' trial (the score before tuning) unless one finished or waits:
+    a defaults trial cut short by Ctrl-C or a crash is queued again."""
+    from optuna.trial import TrialState
+
     for t in study.get_trials(deepcopy=False):
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
-                       TrialState.WAITING):
-            n += 1
-        elif t.state == TrialState.FAIL and "error" in t.user_attrs:
-            n += 1
-    return n
+        mine = t.user_attrs.get("defaults") or (t.number == 0 and "defaults" not in t.user_attrs)
+        if mine and (finished(t) or t.state == TrialState.WAITING):
+            return
+    study.enqueue_trial(point, user_attrs={"defaults": True})
+
+
+class _NoInterruptTraceback(logging.Filter):
+    """Drop optuna's two 'trial failed' records of a Ctrl-C (the first with a traceback of
+    80 lines; the command line says the one line that matters)."""
+
+    interrupted: str | None = None  # "Trial <n> failed" of the interrupted trial
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        text = str(record.msg)
+        if isinstance(exc, KeyboardInterrupt):
+            self.interrupted = " ".join(text.split()[:3])
+            return False
+        if self.interrupted and text.startswith(self.interrupted):
+            self.interrupted = None
+            return False
+        return True
+
+
+def _quiet_interrupts() -> None:
+    """Install :class:`_NoInterruptTraceback` on optuna's trial loop (once)."""
+    log = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _NoInterruptTraceback) for f in log.filters):
+        log.addFilter(_NoInterruptTraceback())
 
 
 def best_trial(study):
@@ -259,6 +308,7 @@ def optimize(study, objective: Objective, req: TuneRequest, progress: bool) -> i
     from tqdm.auto import tqdm
 
     started, ran = time.time(), 0
+    fail_stale(study)
     done = counted(study)
     bar = tqdm(total=req.trials, initial=min(done, req.trials), desc=f"tune {req.method}",
                unit="trial", disable=not progress)
@@ -345,6 +395,7 @@ def run_tune(req: TuneRequest, plan: Plan) -> dict:
     defaults, space = check(req, plan)
     url = storage_url(req)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the bar says it all
+    _quiet_interrupts()
     study = open_study(req, open_storage(url))  # refused mixes fail before any training
     n = req.bench.num_models
     have = references_cached(req.bench, plan.cache_dir)
@@ -355,8 +406,7 @@ def run_tune(req: TuneRequest, plan: Plan) -> dict:
     refs = References(ctx, sets["refs"])
     quiet = dataclasses.replace(plan, progress=False)
     objective = Objective(req, ctx, refs, quiet, space)
-    if not study.trials:
-        study.enqueue_trial(tune_space.default_point(defaults, space))  # the score before
+    enqueue_defaults(study, tune_space.default_point(defaults, space))  # the score before
     ran = optimize(study, objective, req, plan.progress)
     best = best_trial(study)
     summary = {
