@@ -73,3 +73,37 @@ def test_leaderboard_and_local_eval_give_one_answer(bench_file, tmp_path):
     assert ft["seconds_per_run"] == seconds[0] != sum(seconds) / len(seconds)
     for name in ("retrain", "original"):
         assert rows[f"oracle_{name}"]["score"]["value"] == report["oracles"][name]["score"]
+    # each set draws from its own stream: the same intervals beside one set or two
+    iv = report["intervals"]
+    for key in ("forget_quality", "score", "fraction_of_retrain_oracle",
+                "minus_original_oracle"):
+        assert ft[key] == iv["method"][key], key
+    for name in ("oracle_retrain", "oracle_original"):
+        assert rows[name]["score"] == iv[name]["score"]
+        assert rows[name]["forget_quality"] == iv[name]["forget_quality"]
+    assert lb["oracle_gap"] == iv["oracle_gap"]
+
+
+def _set(rng, n, shift=0.0):
+    s = 30  # forget examples
+    return intervals.ModelSet(rng.normal(shift, 1.0, (n, s)), np.full(n, 0.9), np.full(n, 0.9))
+
+
+def test_a_sets_draws_do_not_depend_on_the_other_sets():
+    """Principle 7: the oracles' draws are identical with and without extra method sets,
+    in any order; a set's draws follow its name, not its place."""
+    rng = np.random.default_rng(0)
+    refs, retrain, original = _set(rng, 6), _set(rng, 6), _set(rng, 6, 0.5)
+    a, b = _set(rng, 6, 0.2), _set(rng, 6, 1.0)
+    kw = {"resamples": 20, "model_draws": 4, "seed": 3}
+    alone = intervals.bootstrap({"oracle_retrain": retrain, "oracle_original": original},
+                                refs, **kw)
+    crowded = intervals.bootstrap({"b": b, "oracle_original": original, "a": a,
+                                   "oracle_retrain": retrain}, refs, **kw)
+    for name in alone:
+        np.testing.assert_array_equal(alone[name].score, crowded[name].score)
+        np.testing.assert_array_equal(alone[name].forget_quality, crowded[name].forget_quality)
+    renamed = intervals.bootstrap({"c": a}, refs, **kw)
+    assert not np.array_equal(renamed["c"].score, crowded["a"].score)  # keyed by the name
+    again = intervals.bootstrap({"a": a}, refs, **kw)
+    np.testing.assert_array_equal(again["a"].score, crowded["a"].score)

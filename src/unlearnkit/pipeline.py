@@ -141,7 +141,6 @@ def check_request(bench: Benchmark, methods: list[str], overrides: dict | None =
     and ``per_method[name]``."""
     from .method_settings import method_settings
     from .methods import check_serves
-    from .metrics.intervals import check_models
 
     check_models(bench.num_models, "N")
     kind = scenario_kind(bench.scenario)

@@ -8,6 +8,12 @@ against the original oracle, a method as a fraction of the retrain oracle) get i
 of their own. Each interval is the exact value +- 1.96 bootstrap standard errors (see
 :func:`interval` for why not percentiles). Seeded: a rerun prints the same intervals.
 
+Random streams: the references' and the examples' draws come from one stream seeded by
+``seed`` alone; each set's model draws come from a stream of its own, keyed by ``seed``
+and a stable hash of the set's name (:func:`set_stream`). So a set's interval depends on
+its name, its models and the references, never on which other sets are scored beside it
+(the pairing holds: every set of a resample shares its references and examples).
+
 Two stages, for speed: one per-example epsilon costs about 3 ms whatever N (the
 scorer's interval family is 400 x ~400 thresholds), so ``model_draws`` model resamples
 each recompute every example's epsilon once, and each is paired with
@@ -18,6 +24,7 @@ epsilons: about 30 s of one core for three sets of S = 130 examples.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -93,6 +100,13 @@ def _ratio(s: ModelSet, refs: ModelSet, models, ref_models) -> float:
                  * s.test_acc[models].mean() / refs.test_acc[ref_models].mean())
 
 
+def set_stream(seed: int, name: str) -> np.random.Generator:
+    """The random stream of one set's model draws, keyed by the seed and a stable hash of
+    the set's name (sha256: Python's ``hash`` of a string changes between processes)."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+    return np.random.default_rng(np.random.SeedSequence([seed, key]))
+
+
 def bootstrap(sets: dict[str, ModelSet], refs: ModelSet, *, resamples: int = RESAMPLES,
               model_draws: int = MODEL_DRAWS, seed: int = 0, workers: int = 1) -> dict[str, Draws]:
     """Every set's F and score on ``resamples`` paired resamples (see the module doc)."""
@@ -106,7 +120,8 @@ def bootstrap(sets: dict[str, ModelSet], refs: ModelSet, *, resamples: int = RES
         if s.confs.shape[1] != n_ex:
             raise ValueError(f"{name!r} has {s.confs.shape[1]} forget examples, the "
                              f"references {n_ex}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # the references' and the examples' draws
+    streams = {name: set_stream(seed, name) for name in sets}  # each set's model draws
     per = resamples // model_draws
     f_out = {name: np.empty(resamples) for name in sets}
     s_out = {name: np.empty(resamples) for name in sets}
@@ -114,7 +129,7 @@ def bootstrap(sets: dict[str, ModelSet], refs: ModelSet, *, resamples: int = RES
         ref_models = rng.integers(0, refs.num_models, refs.num_models)
         examples = rng.integers(0, n_ex, (per, n_ex))  # [per, S] example draws
         for name, s in sets.items():
-            models = rng.integers(0, s.num_models, s.num_models)
+            models = streams[name].integers(0, s.num_models, s.num_models)
             fq = forget_quality(s.confs[models], refs.confs[ref_models], empty_eps=0.0,
                                 workers=workers)
             f = fq.points[examples].mean(axis=1)  # [per]
