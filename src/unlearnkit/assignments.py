@@ -6,17 +6,34 @@ import ast
 
 
 def parse_value(text: str):
-    """A ``--set`` value: a Python literal (``1e-3``, ``[1, 2]``, ``'x'``), true/false/none,
+    """A ``--set`` value: a Python literal (``1e-3``, ``[1, 2]``, ``'x'``), a YAML flow
+    mapping or list (``{a: 0.5, b: 0.5}``, as a YAML file writes it), true/false/none,
     else the text itself."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
+        if text.strip()[:1] in ("{", "["):
+            return _yaml_flow(text)
         lowered = text.strip().lower()
         if lowered in ("true", "false"):
             return lowered == "true"
         if lowered in ("none", "null"):
             return None
         return text
+
+
+def _yaml_flow(text: str):
+    """``{a: 0.5}`` or ``[a, b]`` read as YAML; refused in one line when it is neither
+    Python nor YAML."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        why = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ValueError(f"--set value {text!r} is neither a Python literal nor YAML ({why}); "
+                         "write a mapping as {'a': 0.5, 'b': 0.5} or {a: 0.5, b: 0.5}, "
+                         "quoted for the shell") from None
 
 
 def parse_assignments(items: list[str] | None) -> dict:

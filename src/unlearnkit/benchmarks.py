@@ -13,10 +13,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-import yaml
-
 from .resources import config_file, config_names
 from .train import TrainConfig
+from .yaml_files import read_mapping
 
 
 @dataclass
@@ -89,22 +88,56 @@ def load_benchmark(name_or_path: str, **overrides) -> Benchmark:
             f"unknown benchmark {name_or_path!r}; choose one of: {', '.join(benchmark_names())}"
             f" (or give a path to a YAML file)"
         )
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_mapping(path, "benchmark YAML", path.read_text())
     raw.setdefault("name", name)
-    return benchmark_from_dict(raw, **overrides)
+    try:  # the file's own values (a caller's overrides, e.g. a mock's recipe, are its own)
+        bench = benchmark_from_dict(raw)
+        if bench.train.epochs < 1:
+            raise ValueError(TrainConfig.explain("epochs", f"{bench.train.epochs} trains "
+                                                 "nothing: a benchmark needs >= 1"))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}; fix it in that file") from None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(bench, **given) if given else bench
+
+
+FIELD_TYPES = {"name": str, "source": str, "source_options": dict, "scenario": str,
+               "split_seed": int, "model": str, "num_models": int, "train": dict,
+               "loader_batch_size": int, "method_overrides": dict, "description": str}
+"""What each benchmark field holds (checked before the first training)."""
 
 
 def benchmark_from_dict(raw: dict, **overrides) -> Benchmark:
-    """Build a :class:`Benchmark` from plain data, checking the field names."""
+    """Build a :class:`Benchmark` from plain data, checking the field names, types and
+    the training recipe's values."""
     raw = dict(raw)
     valid = {f.name for f in fields(Benchmark)}
     unknown = sorted(set(raw) - valid)
     if unknown:
         raise ValueError(f"unknown benchmark field(s) {unknown}; valid: {sorted(valid)}")
+    for key, value in raw.items():
+        check_field(key, value)
     raw["train"] = TrainConfig.from_dict(raw.get("train"))
     bench = Benchmark(**raw)
     given = {k: v for k, v in overrides.items() if v is not None}
     return replace(bench, **given) if given else bench
+
+
+def check_field(key: str, value) -> None:
+    """Refuse a benchmark field of the wrong type (or a negative count), naming it."""
+    kind = FIELD_TYPES[key]
+    if key == "train" and value is None:
+        return
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if not ok:
+        word = {str: "a string", dict: "a mapping", int: "an integer"}[kind]
+        raise ValueError(f"benchmark field {key} = {value!r} must be {word}")
+    if kind is int and value < (1 if key in ("num_models", "loader_batch_size") else 0):
+        raise ValueError(f"benchmark field {key} = {value!r} must be >= "
+                         f"{1 if key != 'split_seed' else 0}")
+    if key == "method_overrides" and not all(isinstance(v, dict) for v in value.values()):
+        raise ValueError(f"benchmark field method_overrides = {value!r} must map each "
+                         "method to a mapping of hyperparameter: value")
 
 
 def scenario_kind(scenario: str) -> str:

@@ -9,7 +9,8 @@ One seed fixes both the initialisation (:func:`init_model`) and the data order.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -19,41 +20,42 @@ from tqdm.auto import tqdm
 from .data.base import ImageSet
 from .data.loaders import TensorLoader, unpack
 from .models import build_model
+from .params import Config, param
 
 
 @dataclass
-class TrainConfig:
-    """Hyperparameters of one training run (defaults: the competition scorer's)."""
+class TrainConfig(Config):
+    """Hyperparameters of one training run (defaults: the competition scorer's); every
+    value is checked when built (:mod:`unlearnkit.params`), from a YAML or from code."""
 
-    epochs: int = 30
-    """Passes over the training data (scorer: 30)."""
-    lr: float = 1e-4
+    label: ClassVar[str] = "train"
+
+    epochs: int = param(30, min=0)
+    """Passes over the training data (scorer: 30; 0 leaves the model untrained: tests,
+    rehearsals; a benchmark needs at least 1)."""
+    lr: float = param(1e-4, min=0, min_open=True)
     """Adam learning rate (scorer: 1e-4)."""
-    weight_decay: float = 5e-3
+    weight_decay: float = param(5e-3, min=0)
     """Adam's L2 weight decay (scorer: 5e-3)."""
-    batch_size: int = 64
+    batch_size: int = param(64, min=1)
     """Examples per step (scorer: 64)."""
-    class_weighted: bool = True
+    class_weighted: bool = param(True)
     """Weight cross-entropy by 1/count of each class (scorer: yes)."""
-    cosine: bool = True
+    cosine: bool = param(True)
     """Cosine annealing over ``epochs``, stepped once per epoch (scorer: yes)."""
-    amp: bool = True
+    amp: bool = param(True)
     """bf16 autocast on CUDA (ignored on the CPU)."""
-    channels_last: bool = True
+    channels_last: bool = param(True)
     """channels_last memory format (faster for convolutions on CUDA and on the CPU)."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
-    def from_dict(cls, d: dict | None) -> TrainConfig:
-        d = dict(d or {})
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(
-                f"unknown training option(s) {unknown}; valid: {sorted(cls.__dataclass_fields__)}"
-            )
-        return cls(**d)
+    def from_dict(cls, d: dict | None, where: str = "") -> TrainConfig:
+        """From plain data (a benchmark's ``train:``, mock.json): names, types and
+        ranges checked."""
+        if d is not None and not isinstance(d, dict):
+            raise ValueError(f"train must be a mapping of training option: value, got "
+                             f"{d!r}; valid options: {', '.join(cls.field_names())}")
+        return cls.build(d, where=where)
 
 
 def init_model(name: str, seed: int, num_classes: int = 10) -> nn.Module:
