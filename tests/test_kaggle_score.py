@@ -15,14 +15,20 @@ from unlearnkit.kaggle.score import read_states, summary_lines
 from unlearnkit.models import build_model, save_checkpoint
 
 
-def _zip(tmp_path, name: str, models: list[str]):
-    """A submission zip holding a fresh network of each of ``models``."""
+def _zip(tmp_path, name: str, models: list[str], nan_at: int | None = None):
+    """A submission zip holding a fresh network of each of ``models`` (checkpoint
+    ``nan_at``'s weights NaN)."""
     work = tmp_path / f"work-{name}"
     zip_path = tmp_path / f"{name}.zip"
     with ck.SubmissionZip(zip_path) as sub:
         for i, model in enumerate(models):
             torch.manual_seed(i)
-            sub.add(save_checkpoint(build_model(model), ck.checkpoint_path(work, i)))
+            net = build_model(model)
+            if i == nan_at:
+                with torch.no_grad():
+                    for w in net.parameters():
+                        w.fill_(float("nan"))
+            sub.add(save_checkpoint(net, ck.checkpoint_path(work, i)))
         sub.finish(ck.expect_checkpoints(work, len(models)))
     return zip_path
 
@@ -47,7 +53,7 @@ def test_read_states_checks_the_zip(tmp_path):
 
 
 @pytest.mark.slow
-def test_score_submission_through_the_pipeline(tmp_path):
+def test_score_submission_through_the_pipeline(tmp_path, capsys):
     data = tmp_path / "input"
     make_mock_competition(data, "digits", epochs=0, imbalance=0.5, progress=False)
     too_few = _zip(tmp_path, "few", ["resnet18"] * 2)
@@ -57,6 +63,12 @@ def test_score_submission_through_the_pipeline(tmp_path):
     assert main(["score-submission", str(four), "--models", "3", "--data", str(data),
                  "--cache", str(tmp_path / "cache"), "--quiet"]) == 2
     assert not (tmp_path / "cache").exists()  # refused before any training
+    nan = _zip(tmp_path, "nan", ["resnet18"] * 4, nan_at=2)
+    assert main(["score-submission", str(nan), "--data", str(data), "--cache",
+                 str(tmp_path / "cache"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "unlearned_checkpoint_2.pth gave NaN or infinite outputs" in err, err
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # named before any training
     zip_path = _zip(tmp_path, "submission", ["resnet18"] * 4)
     out = tmp_path / "report.json"
     assert main(["score-submission", str(zip_path), "--data", str(data), "--cache",

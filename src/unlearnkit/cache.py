@@ -43,8 +43,25 @@ class Outputs:
     meta: dict  # seconds, seed, ...
 
 
+class NonFinite(ValueError):
+    """A model's outputs hold NaN or infinite logits: never cached, never scored."""
+
+
+def check_finite(logits: dict[str, np.ndarray], what: str) -> None:
+    """Raise :class:`NonFinite` naming ``what`` and the parts (forget, test, retain)
+    whose logits hold NaN or infinity."""
+    bad = [name for name, x in logits.items() if not np.isfinite(x).all()]
+    if bad:
+        raise NonFinite(f"{what} gave NaN or infinite outputs (logits on {', '.join(bad)}); "
+                        "they are not cached, so a rerun runs it again (a diverging "
+                        "setting: lower the learning rate or the steps)")
+
+
 def save_outputs(path: str | os.PathLike, out: Outputs) -> Path:
-    """Write one entry atomically."""
+    """Write one entry atomically; non-finite logits are refused (:class:`NonFinite`), so
+    a model that diverged is never read back from the cache."""
+    check_finite({"forget": out.forget_logits, "test": out.test_logits},
+                 f"the entry {Path(path)}")
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(
@@ -68,6 +85,8 @@ def load_outputs(path: str | os.PathLike, note: Callable[[str], None] | None = N
         with np.load(path, allow_pickle=False) as z:
             if any(k not in z for k in REQUIRED):
                 raise KeyError("incomplete entry")
+            check_finite({"forget": z["forget_logits"], "test": z["test_logits"]},
+                         "the entry")  # an older kit's cached NaN: rebuilt, not scored
             return Outputs(
                 forget_logits=z["forget_logits"],
                 test_logits=z["test_logits"],
@@ -75,7 +94,7 @@ def load_outputs(path: str | os.PathLike, note: Callable[[str], None] | None = N
                 meta=json.loads(str(z["meta"])) if "meta" in z else {},
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
-            json.JSONDecodeError) as err:
+            json.JSONDecodeError) as err:  # NonFinite is a ValueError
         path.unlink(missing_ok=True)
         if note is not None:
             note(f"cache entry {path} was unreadable ({type(err).__name__}: {err}); "

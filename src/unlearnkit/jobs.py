@@ -137,14 +137,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def model_outputs(net: torch.nn.Module, ctx: Context, device, meta: dict) -> cache_mod.Outputs:
-    """What scoring needs from one trained or unlearned network."""
-    return cache_mod.Outputs(
-        forget_logits=predict_logits(net, ctx.parts["forget"], device=device),
-        test_logits=predict_logits(net, ctx.parts["test"], device=device),
-        retain_pred=predict_logits(net, ctx.parts["retain"], device=device).argmax(1),
-        meta=meta,
-    )
+def model_outputs(net: torch.nn.Module, ctx: Context, device, meta: dict,
+                  what: str = "the model") -> cache_mod.Outputs:
+    """What scoring needs from one trained or unlearned network; raises
+    :class:`unlearnkit.cache.NonFinite` naming ``what`` when a logit is NaN or infinite."""
+    logits = {name: predict_logits(net, ctx.parts[name], device=device)
+              for name in ("forget", "test", "retain")}
+    cache_mod.check_finite(logits, what)
+    return cache_mod.Outputs(forget_logits=logits["forget"], test_logits=logits["test"],
+                             retain_pred=logits["retain"].argmax(1), meta=meta)
 
 
 def load_original(ctx: Context, device) -> torch.nn.Module:
@@ -193,7 +194,7 @@ def train_one(ctx: Context, kind: str, seed: int, device: torch.device,
     _sync(device)
     meta = {"kind": kind, "seed": seed, "seconds": time.perf_counter() - start, "fused": 1,
             "threads": torch.get_num_threads(), "concurrent": concurrent}
-    outputs = model_outputs(net, ctx, device, meta)
+    outputs = model_outputs(net, ctx, device, meta, f"the {kind} model of seed {seed}")
     if kind == ORIGINAL and seed == ORIGINAL_SEED:
         save_checkpoint(net, ctx.original_path)  # before its outputs: see entry_ready
     cache_mod.save_outputs(ctx.model_path(kind, seed), outputs)
@@ -217,6 +218,8 @@ def train_fused(ctx: Context, job: Job, device: torch.device) -> list[dict]:
               for name in ("forget", "test", "retain")}  # each [K, n, C]
     metas = []
     for i, seed in enumerate(job.seeds):
+        cache_mod.check_finite({k: v[i] for k, v in logits.items()},
+                               f"the {job.kind} model of seed {seed}")
         if job.kind == ORIGINAL and seed == ORIGINAL_SEED:
             save_checkpoint(states[i], ctx.original_path)  # before its outputs: see ensure_original
         meta = {"kind": job.kind, "seed": seed, "seconds": seconds, "fused": len(job.seeds),
@@ -278,7 +281,9 @@ def method_run(ctx: Context, job: Job, device: torch.device) -> dict:
             "seconds": time.perf_counter() - start, "threads": torch.get_num_threads(),
             "concurrent": job.concurrent}
     path = ctx.run_path(job.method, cfg.to_dict(), seed)
-    cache_mod.save_outputs(path, model_outputs(net, ctx, device, meta))
+    settings = ", ".join(f"{k}={v}" for k, v in cfg.changed().items()) or "defaults"
+    what = f"method {job.method} ({settings}), run {seed}"
+    cache_mod.save_outputs(path, model_outputs(net, ctx, device, meta, what))
     if job.keep_models:
         save_checkpoint(net, path.with_suffix(".pth"))
     return meta

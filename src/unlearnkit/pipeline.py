@@ -287,12 +287,25 @@ def prepare_references(bench: Benchmark, plan: Plan) -> tuple[Context, dict]:
 
     Returns the context and the cached outputs of ``refs``, ``retrain`` and ``original``.
     """
+    ctx = prepare_context(bench, plan)
+    return ctx, ensure_references(ctx, plan)
+
+
+def prepare_context(bench: Benchmark, plan: Plan) -> Context:
+    """The plan and N checked, then the benchmark made concrete (data and split; no
+    training)."""
     check_plan(plan)
-    n = bench.num_models
-    check_models(n, "N")
+    check_models(bench.num_models, "N")
     ctx = prepare(bench, plan.cache_dir, plan.data_root, plan.progress)
     for text in ctx.notes:
         note(text)
+    return ctx
+
+
+def ensure_references(ctx: Context, plan: Plan) -> dict:
+    """The original, the references and both oracles trained where missing; their cached
+    outputs as ``refs``, ``retrain`` and ``original``."""
+    n = ctx.bench.num_models
     oracle = list(range(1, n + 1))  # the original oracle: seeds 1..N of kind original
     if plan.fused > 1:  # the original (seed 0) trains fused with its oracle
         ensure_models(ctx, plan, ORIGINAL, [ORIGINAL_SEED] + oracle, "original + original oracle")
@@ -309,7 +322,7 @@ def prepare_references(bench: Benchmark, plan: Plan) -> tuple[Context, dict]:
         "retrain": [ctx.model_path(RETRAIN, s) for s in range(n, 2 * n)],
         "original": [ctx.model_path(ORIGINAL, s) for s in range(1, n + 1)],
     }
-    return ctx, {k: load_entries(v) for k, v in paths.items()}
+    return {k: load_entries(v) for k, v in paths.items()}
 
 
 # ---------------------------------------------------------------- evaluations
@@ -338,7 +351,8 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
     """Score given state_dicts (e.g. a submission's checkpoints) as the unlearned models.
 
     The references are the benchmark's (trained or read from the cache); N = the number
-    of states.
+    of states. The states' outputs come first: a checkpoint whose outputs are NaN or
+    infinite is refused, by its name, before any training.
     """
     import torch
 
@@ -346,14 +360,17 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
 
     check_models(len(states), "the number of checkpoints")
     bench = dataclasses.replace(bench, num_models=len(states))
-    ctx, sets = prepare_references(bench, plan)
+    ctx = prepare_context(bench, plan)
+    names = getattr(states, "members", None) or [f"checkpoint {i}" for i in range(len(states))]
     runs = []
     for i, state in enumerate(states):
         net = load_state(build_model(bench.model, ctx.source.num_classes), state,
-                         source=f"checkpoint {i}").to(plan.device)
+                         source=names[i]).to(plan.device)
         with jobs.pinned_threads():  # the same outputs as a job's, whatever the machine
             runs.append(jobs.model_outputs(net, ctx, torch.device(plan.device),
-                                           {"kind": label, "seed": i, "seconds": float("nan")}))
+                                           {"kind": label, "seed": i, "seconds": float("nan")},
+                                           what=names[i]))
+    sets = ensure_references(ctx, plan)
     return evaluate(ctx, sets, label, {}, runs, plan.workers)  # submissions: seconds NaN
 
 
