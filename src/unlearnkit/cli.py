@@ -447,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as err:  # a venv made by `make local-eval` lacks the tools
+        print(f"error: {err}; this command needs the kit's full environment: `make setup`, "
+              "or `pip install unlearnkit` (its dependencies)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished models are cached; run the same command to resume.",
               file=sys.stderr)

@@ -40,9 +40,9 @@ from .train import TrainConfig, class_weights, init_model
 
 _CHUNKS = {("cuda", "resnet18"): 64, ("cuda", "small_cnn"): 128,
            ("cpu", "resnet18"): 2, ("cpu", "small_cnn"): 2}
-"""Measured: resnet18 on an H200 gains 1% from K = 64 to 128 at twice the memory; on
-the CPU K = 2 keeps pace with the one-model loop and larger K falls behind (cache).
-small_cnn on CUDA is not measured yet."""
+"""Chosen by measurement (docs/performance.md, dated): on CUDA the largest K before the
+gain flattens out (memory grows with K); on the CPU the K that keeps pace with the
+one-model loop. small_cnn on CUDA is not measured yet."""
 
 
 def default_chunk(model_name: str, device: str | torch.device) -> int:
@@ -84,8 +84,8 @@ def default_conv(device: str | torch.device, cuda_graph: bool = True) -> str:
     """How stacked convolutions run by default (measured: docs/performance.md).
 
     Grouped kernels, except on CUDA without graphs: there the per-layer choice
-    (``"auto"``) avoids the launches of grouped kernels that loop over groups (131k vs
-    61k images/s, resnet18, K = 64, H200); with graphs grouped wins (149k vs 134k).
+    (``"auto"``) avoids the launches of grouped kernels that loop over groups; with
+    graphs grouped wins (the numbers: docs/performance.md).
     """
     if torch.device(device).type == "cuda" and not cuda_graph:
         return "auto"

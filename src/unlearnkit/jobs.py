@@ -167,7 +167,7 @@ def warm_up(net: torch.nn.Module, data: ImageSet, device: torch.device) -> None:
     """One forward and backward pass of a throwaway copy of ``net`` on a few images of
     ``data``, untimed. The first call of each kernel in a fresh worker costs up to a
     second, which a notebook's 512 runs pay once; timed, it would be charged to whichever
-    job a worker runs first (digits: a fresh worker's first retrain_head_tuned run 2.0-2.7 s, later ones 0.6-0.9 s)."""
+    job a worker runs first (the cost as measured: docs/results.md)."""
     if len(data) == 0:
         return
     twin = copy.deepcopy(net).to(device).train()

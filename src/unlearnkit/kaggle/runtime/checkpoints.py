@@ -4,9 +4,9 @@ The starter notebook saves state_dicts to ``/kaggle/tmp`` and runs
 ``zip submission.zip /kaggle/tmp/unlearned_*.pth``: Info-ZIP stores each file under its
 path without the leading ``/`` (``kaggle/tmp/unlearned_checkpoint_0.pth``). The zip
 written here holds the same member names, so on Kaggle it is laid out exactly as the
-starter's, but stores the files rather than deflating them: float32 weights deflate by
-only 7% (45 MB to 42 MB) at a cost of 1-4 s of CPU per checkpoint, 10-30 minutes of the
-8-hour budget over 512 runs. Readers of a submission (the kit's scorer included)
+starter's, but stores the files rather than deflating them: float32 weights barely
+deflate, and deflating 512 checkpoints would cost minutes of the 8-hour budget (measured:
+docs/kaggle.md). Readers of a submission (the kit's scorer included)
 find checkpoints by file name, whatever folder they sit in. On the public 'commit' run
 (``empty.txt``) the starter ``touch``-es an empty ``submission.zip``: so does
 :func:`write_empty_zip` (a 0-byte file).
