@@ -26,7 +26,7 @@ def test_card_names_and_scaling():
 
 
 def test_bad_plan_options_are_refused_before_any_work():
-    with pytest.raises(ValueError, match="--runs must be an integer >= 1"):
+    with pytest.raises(ValueError, match="--runs must be an integer in "):
         pl.check_plan("bad_teacher", "t4", 0, None)
     with pytest.raises(ValueError, match="unknown card"):
         pl.check_plan("bad_teacher", "k80", 3, None)
@@ -70,6 +70,6 @@ def test_the_command_line_refuses_bad_options_with_a_message(capsys):
     from unlearnkit.cli import main
 
     assert main(["plan", "--method", "bad_teacher", "--runs", "0"]) == 2
-    assert "--runs must be an integer >= 1" in capsys.readouterr().err
+    assert "--runs must be an integer in " in capsys.readouterr().err
     assert main(["plan", "--method", "bad_teacher", "--retain-size", "0"]) == 2
-    assert "--retain-size must be >= 1" in capsys.readouterr().err
+    assert "--retain-size must be an integer in " in capsys.readouterr().err

@@ -219,3 +219,35 @@ def test_ctrl_c_is_one_line_and_130(bench, tmp_path, capsys, monkeypatch):
     assert main(local_eval(bench, tmp_path, "--out", str(tmp_path / "r"))) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("interrupted") and "\n" not in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- the Kaggle commands
+
+
+def test_score_submission_checks_zip_and_out_before_any_work(mock_dir, tmp_path, capsys):
+    zip_path = tmp_path / "submission.zip"
+    zip_path.write_bytes(b"never read")
+    base = ["score-submission", str(zip_path), "--data", str(mock_dir), "--cache",
+            str(tmp_path / "cache"), "--quiet"]
+    refused(capsys, [*base, "--out", str(tmp_path)], "is a folder", "give a file name")
+    (tmp_path / "notes.txt").write_text("mine")
+    refused(capsys, [*base, "--out", str(tmp_path / "notes.txt")], "not written by unlearnkit")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    refused(capsys, ["score-submission", str(tmp_path), "--data", str(mock_dir)],
+            "the zip", "is a folder")
+    refused(capsys, ["score-submission", str(tmp_path / "none.zip"), "--data", str(mock_dir)],
+            "not found")
+
+
+def test_build_notebook_refuses_a_folder_as_out(tmp_path, capsys):
+    refused(capsys, ["build-notebook", "--out", str(tmp_path)], "is a folder")
+    refused(capsys, ["build-notebook", "--out", str(tmp_path / "nb.ipynb"), "--script",
+                     str(tmp_path)], "--script", "is a folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mock_competition_overwrites_only_a_mock(tmp_path, capsys):
+    mine = users_folder(tmp_path / "mine")
+    refused(capsys, ["mock-competition", "--out", str(mine), "--overwrite", "--epochs", "1"],
+            "not a mock competition", "mock.json")
+    assert (mine / "thesis.tex").is_file()

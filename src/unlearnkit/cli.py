@@ -17,6 +17,17 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def device_of(asked: str | None) -> str:
+    """``--device``, checked: cuda only where torch sees a GPU; else the default."""
+    import torch
+
+    if asked == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no GPU on this machine (no CUDA device or "
+                         "driver, or a CPU-only torch build); use --device cpu, or leave "
+                         "--device out to pick the GPU when there is one")
+    return asked or _default_device()
+
+
 def add_executor_options(p) -> None:
     """``--executor``, ``--address``, ``--gpus-per-job``: where the jobs run."""
     g = p.add_argument_group("executor")
@@ -56,7 +67,11 @@ def plan_from(args, **extra):
     --quiet and the executor options (fused: 32 models per job on CUDA, 1 on the CPU)."""
     from .pipeline import Plan
 
-    device = args.device or _default_device()
+    device = device_of(args.device)
+    if args.executor == "ray" and args.workers != 1:
+        raise ValueError(f"--workers {args.workers} is for the process executor; under "
+                         "--executor ray the jobs take the Ray instance's slots (its CPUs, "
+                         "or the cluster's): drop --workers")
     return Plan(device=device, workers=args.workers,
                 fused=args.fused or (32 if device == "cuda" else 1), cache_dir=args.cache,
                 data_root=args.data, progress=not args.quiet, **executor_fields(args), **extra)
@@ -329,7 +344,7 @@ def cmd_train_original(args) -> int:
 
     bench = load_benchmark(args.bench)
     check_paths(out_file=args.out, keep_file=is_checkpoint, cache=args.cache, data=args.data)
-    plan = Plan(device=args.device or _default_device(), cache_dir=args.cache,
+    plan = Plan(device=device_of(args.device), cache_dir=args.cache,
                 data_root=args.data, fresh=args.fresh, **executor_fields(args))
     check_plan(plan)
     ctx = prepare(bench, plan.cache_dir, plan.data_root, plan.progress)

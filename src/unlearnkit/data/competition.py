@@ -33,6 +33,7 @@ from .competition_layout import (
     MODEL_FILE,
     NUM_CLASSES,
     SPLITS,
+    check_tables,
     image_context,
     image_files,
     image_path,
@@ -98,6 +99,7 @@ def read_competition(root=None, progress: bool = True) -> SourceData:
     names = SPLITS + (("test",) if (folder / "test.csv").is_file() else ())
     num_classes = folder_num_classes(folder)
     tables = {name: read_table(folder, name, num_classes) for name in names}  # every CSV first
+    check_tables(tables, folder)  # no image twice, ids agree, no person in retain and forget
     for name in names:
         image_files(folder, tables[name], name)  # every listed file exists, before decoding any
     parts = [read_part(folder, name, progress, tables[name]) for name in SPLITS]

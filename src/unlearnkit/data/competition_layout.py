@@ -111,6 +111,42 @@ def read_table(folder, split: str, num_classes: int = NUM_CLASSES):
     return table
 
 
+def check_tables(tables: dict, folder) -> None:
+    """Refuse, naming the CSV and line, what the cells alone cannot show: an image listed
+    twice (in one CSV or in two: a retain image also in test), an ``image_id`` whose person
+    contradicts its ``person_id``, and a person both in retain and in forget."""
+    seen: dict[str, tuple[str, int]] = {}
+    for split, table in tables.items():
+        for k, (image_id, person) in enumerate(zip(table["image_id"], table["person_id"])):
+            here = f"{Path(folder) / split}.csv line {csv_line(k)}"
+            if image_id in seen:
+                where, line = seen[image_id]
+                raise ValueError(f"{here}: image_id {image_id!r} is also listed in {where}.csv "
+                                 f"line {line}; an image belongs to one row of one split: "
+                                 f"remove one of the two rows, then run again")
+            seen[image_id] = (split, csv_line(k))
+            owner = _integer(str(image_id).rpartition("-")[0])
+            if owner is not None and owner != _integer(person):
+                raise ValueError(f"{here}: image_id {image_id!r} names person {owner} but "
+                                 f"person_id is {_plain(person)!r}; fix one of the two cells")
+    if "retain" in tables and "forget" in tables:
+        _check_persons_apart(tables["retain"], tables["forget"], folder)
+
+
+def _check_persons_apart(retain, forget, folder) -> None:
+    """A person is wholly in forget or wholly outside it (as in the competition)."""
+    kept: dict = {}
+    for k, p in enumerate(retain["person_id"]):
+        kept.setdefault(_integer(p), k)
+    for k, person in enumerate(forget["person_id"]):
+        if _integer(person) in kept:
+            j = kept[_integer(person)]
+            raise ValueError(f"{Path(folder) / 'forget'}.csv line {csv_line(k)}: person_id "
+                             f"{_plain(person)!r} is also in retain.csv line {csv_line(j)}; a "
+                             f"person is wholly in forget or wholly in retain: move that "
+                             f"person's rows to one of the two, then run again")
+
+
 def image_files(folder, table, split: str) -> list[Path]:
     """The image file of every row of ``table``; raise naming a missing one, if any."""
     files = [image_path(folder, i) for i in table["image_id"]]

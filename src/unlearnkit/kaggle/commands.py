@@ -42,13 +42,22 @@ def add_mock(sub) -> None:
 
 
 def cmd_mock(args) -> int:
-    from .mock import check_options, make_mock_competition
+    from .mock import MOCK_FILE, check_options, make_mock_competition
 
     check_options(args.source, seed=args.seed, model=args.model, epochs=args.epochs,
                   forget_fraction=args.forget_fraction, imbalance=args.imbalance,
                   views=args.views, train_per_class=args.train_per_class, min_epochs=1)
+    from ..cli import device_of
+    from ..paths import check_paths
+
     if Path(args.out).exists() and not args.overwrite:
         raise ValueError(f"{args.out} already exists; pass --overwrite or choose another folder")
+    if Path(args.out).exists() and not (Path(args.out) / MOCK_FILE).is_file():
+        raise ValueError(f"{args.out} is not a mock competition (it holds no {MOCK_FILE}); "
+                         "--overwrite replaces only the kit's own mocks: choose another --out")
+    check_paths(data=args.root if args.source == "cifar10" else False)
+    check_paths(out_dir=None if Path(args.out).exists() else args.out)
+    device_of(args.device)
     info = make_mock_competition(
         args.out, args.source, root=args.root, seed=args.seed, model=args.model,
         epochs=args.epochs, forget_fraction=args.forget_fraction, imbalance=args.imbalance,
@@ -78,8 +87,13 @@ def add_score(sub) -> None:
 def cmd_score(args) -> int:
     from unlearnkit.atomic import write_json
 
+    from ..cli import device_of
+    from ..paths import check_paths, is_json_object
     from .score import score_submission, summary_lines
 
+    check_paths(inputs={"the zip": args.zip}, data=args.data, cache=args.cache,
+                out_file=args.out, keep_file=is_json_object)
+    device_of(args.device)
     report = score_submission(args.zip, args.data, models=args.models, device=args.device,
                               workers=args.workers, cache_dir=args.cache,
                               progress=not args.quiet)
@@ -117,8 +131,11 @@ def cmd_build(args) -> int:
     from unlearnkit.atomic import write_text
 
     from ..assignments import parse_assignments
+    from ..paths import check_paths
     from .notebook import build_notebook, to_script
 
+    check_paths(out_file=args.out)
+    check_paths(out_file=args.script, out_option="--script")
     out = build_notebook(args.source and Path(args.source), args.out and Path(args.out),
                          method=args.method, hyperparameters=parse_assignments(args.set) or None,
                          num_checkpoints=args.checkpoints, budget_hours=args.budget_hours,
@@ -229,10 +246,13 @@ def add_plan(sub) -> None:
 
 def cmd_plan(args) -> int:
     from ..assignments import parse_assignments
-    from .plan import plan
+    from ..cli import device_of
+    from ..paths import check_paths
+    from .plan import check_retain_size, plan
 
-    if args.retain_size < 1:
-        raise ValueError(f"--retain-size must be >= 1, got {args.retain_size}")
+    check_retain_size(args.retain_size)
+    check_paths(data=args.input or False)
+    device_of(args.device)
     result = plan(args.method, args.gpu, args.runs, input_dir=args.input and Path(args.input),
                   hyperparameters=parse_assignments(args.set) or None, loader=args.loader,
                   device=args.device, retain_size=args.retain_size, progress=not args.quiet)

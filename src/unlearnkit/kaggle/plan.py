@@ -93,15 +93,27 @@ def device_throughput(device: torch.device) -> tuple[float, str, str]:
         "measured here: FP32 matrix products"
 
 
+MAX_RUNS = 100  # timing more runs than this only takes longer
+MAX_RETAIN = 1_000_000  # the competition's retain set has 28k images
+
+
+def check_retain_size(retain_size) -> None:
+    """``--retain-size``: the retain images to project to, within reason."""
+    if isinstance(retain_size, bool) or not isinstance(retain_size, int) \
+            or not 1 <= retain_size <= MAX_RETAIN:
+        raise ValueError(f"--retain-size must be an integer in [1, {MAX_RETAIN}] (the "
+                         f"competition's retain set: {COMPETITION_RETAIN}), got {retain_size!r}")
+
+
 def check_plan(method: str, gpu: str, runs, hyperparameters: dict | None):
     """The method's config; a one-line ``ValueError`` for a bad option, before any work."""
     from .runtime.settings import check_method
 
     if gpu != "cpu":
         budget.check_card(gpu)
-    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
-        raise ValueError(f"--runs must be an integer >= 1 (2 or more: the first is a warm-up), "
-                         f"got {runs!r}")
+    if not isinstance(runs, int) or isinstance(runs, bool) or not 1 <= runs <= MAX_RUNS:
+        raise ValueError(f"--runs must be an integer in [1, {MAX_RUNS}] (2 or more: the first "
+                         f"is a warm-up; a few are enough to time), got {runs!r}")
     return check_method(method, hyperparameters or {})
 
 

@@ -31,6 +31,12 @@ def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+MAX_CHECKPOINTS = 4096
+"""More checkpoints than this is a typo: the competition scores 512 (45 MB each)."""
+MAX_HOURS = 12.0
+"""Kaggle's longest notebook session; a larger budget is never reached."""
+
+
 def check_config(num_checkpoints, budget_hours, guard_after_runs) -> None:
     """Raise a one-line ``ValueError`` for an impossible value of the configuration cell.
 
@@ -39,18 +45,19 @@ def check_config(num_checkpoints, budget_hours, guard_after_runs) -> None:
     before writing a notebook, the notebook again on its first cell (edited by hand on
     Kaggle), before any work.
     """
-    if not _whole(num_checkpoints) or num_checkpoints < 1:
+    if not _whole(num_checkpoints) or not 1 <= num_checkpoints <= MAX_CHECKPOINTS:
         raise ValueError(f"NUM_CHECKPOINTS = {num_checkpoints!r} is impossible: it must be an "
-                         f"integer >= 1 (the competition wants 512); "
+                         f"integer in [1, {MAX_CHECKPOINTS}] (the competition wants 512); "
                          + HOW_TO_FIX.format(option="--checkpoints N"))
     ok = isinstance(budget_hours, (int, float)) and not isinstance(budget_hours, bool)
-    if not ok or not math.isfinite(budget_hours) or budget_hours <= 0:
+    if not ok or not math.isfinite(budget_hours) or not 0 < budget_hours <= MAX_HOURS:
         raise ValueError(f"TIME_BUDGET_HOURS = {budget_hours!r} is impossible: it must be a "
-                         f"finite number of hours > 0 (Kaggle stops a notebook at 8 h; 7.5 "
-                         f"leaves a margin); " + HOW_TO_FIX.format(option="--budget-hours H"))
-    if not _whole(guard_after_runs) or guard_after_runs < 1:
+                         f"number of hours in (0, {MAX_HOURS}] (Kaggle stops a notebook at "
+                         f"8 h; 7.5 leaves a margin); "
+                         + HOW_TO_FIX.format(option="--budget-hours H"))
+    if not _whole(guard_after_runs) or not 1 <= guard_after_runs <= MAX_CHECKPOINTS:
         raise ValueError(f"GUARD_AFTER_RUNS = {guard_after_runs!r} is impossible: it must be an "
-                         f"integer >= 1 (the time guard's first projection comes after that "
+                         f"integer in [1, {MAX_CHECKPOINTS}] (the time guard's first projection comes after that "
                          f"many runs; 3 by default); "
                          + HOW_TO_FIX.format(option="--guard-after N"))
 
