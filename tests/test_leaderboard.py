@@ -95,3 +95,26 @@ def _check_mixture_reuses_cached_runs(tmp_path):
     lb = json.loads((tmp_path / "lb" / "leaderboard.json").read_text())
     row = next(r for r in lb["rows"] if r["name"] == "mixture")
     assert not row["error"] and row["score"]["low"] <= row["score"]["value"]
+
+
+def test_baseline_gives_every_other_row_its_paired_difference(tmp_path):
+    code = _run(tmp_path, "--methods", "finetune,random_label", "--baseline", "finetune",
+                "--set", "random_label.max_steps=3", "--set", "finetune.epochs=1")
+    assert code == 0
+    lb = json.loads((tmp_path / "lb" / "leaderboard.json").read_text())
+    rows = {r["name"]: r for r in lb["rows"]}
+    assert lb["baseline"] == "finetune" and rows["finetune"]["minus_baseline"] is None
+    assert rows["oracle_original"]["minus_baseline"] is not None, "oracles are compared too"
+    diff = rows["random_label"]["minus_baseline"]
+    expected = rows["random_label"]["score"]["value"] - rows["finetune"]["score"]["value"]
+    assert diff["value"] == pytest.approx(expected, abs=1e-12)
+    assert diff["low"] <= diff["value"] <= diff["high"]
+    assert diff["moved"] == (not diff["low"] <= 0.0 <= diff["high"])
+    assert "minus finetune" in (tmp_path / "lb" / "leaderboard.md").read_text()
+
+
+def test_a_baseline_not_on_the_board_is_refused_before_any_training(tmp_path, capsys):
+    code = _run(tmp_path, "--methods", "random_label", "--baseline", "finetune")
+    assert code == 2
+    assert "--baseline 'finetune' is not on this leaderboard" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.npz"))

@@ -220,6 +220,9 @@ def add_leaderboard(sub) -> None:
     p.add_argument("--out", help="output folder (default runs/leaderboard-<bench>/)")
     p.add_argument("--set", action="append", metavar="METHOD.KEY=VALUE",
                    help="a method's hyperparameter override (repeatable)")
+    p.add_argument("--baseline", metavar="METHOD",
+                   help="also give every row its score minus this method's, with a paired "
+                        "interval (e.g. finetune: which methods beat fine-tuning?)")
     add_plan_options(p, "jobs run at once (processes)")
     p.set_defaults(func=cmd_leaderboard)
 
@@ -240,7 +243,7 @@ def cmd_leaderboard(args) -> int:
     out = Path(args.out or Path("runs") / f"leaderboard-{bench.name}")
     check_paths(out_dir=out, cache=args.cache, data=args.data)
     plan = plan_from(args)
-    lb = run_leaderboard(bench, plan, names, parse_method_assignments(args.set))
+    lb = run_leaderboard(bench, plan, names, parse_method_assignments(args.set), args.baseline)
     out = write_leaderboard(lb, out, command_line())
     print(markdown(lb))
     print(f"leaderboard: {out / 'leaderboard.md'}")

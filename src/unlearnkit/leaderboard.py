@@ -40,6 +40,7 @@ class Row:
     seconds_per_run: float | None = None
     time_fraction_of_retrain: float | None = None
     accuracy: dict | None = None  # retain, test, forget
+    minus_baseline: dict | None = None  # score minus the baseline method's, paired; "moved"
     error: str | None = None
 
     def to_json(self) -> dict:
@@ -63,10 +64,17 @@ def plan_methods(bench: Benchmark, names: list[str] | None, overrides: dict[str,
 
 
 def run_leaderboard(bench: Benchmark, plan: Plan, methods: list[str] | None = None,
-                    overrides: dict[str, dict] | None = None) -> dict:
-    """Run (or read from the cache) every method, score all rows, rank them; a dict."""
+                    overrides: dict[str, dict] | None = None, baseline: str | None = None) -> dict:
+    """Run (or read from the cache) every method, score all rows, rank them; a dict.
+
+    ``baseline``: one of the ranked methods; every other row then also gets its score
+    minus the baseline's, with a paired interval (does it beat, say, fine-tuning?).
+    """
     started = time.time()
     configs = plan_methods(bench, methods, overrides or {}, scenario_kind(bench.scenario))
+    if baseline is not None and baseline not in configs:
+        raise ValueError(f"--baseline {baseline!r} is not on this leaderboard (methods: "
+                         f"{', '.join(configs)}); add it to --methods or pick one of those")
     ctx, sets = prepare_references(bench, plan)
     n = bench.num_models
     runs, errors = {}, {}
@@ -88,12 +96,14 @@ def run_leaderboard(bench: Benchmark, plan: Plan, methods: list[str] | None = No
         "references": refs.accuracy,
         "oracle_gap": scores.intervals.get("oracle_gap"),
         "bootstrap": scores.intervals["bootstrap"],
-        "rows": [r.to_json() for r in _rows(scores, configs, errors)],
+        "rows": [r.to_json() for r in _rows(scores, configs, errors, baseline)],
+        "baseline": baseline,
         "wall_seconds": time.time() - started,
     }
 
 
-def _rows(scores: Scores, configs: dict, errors: dict[str, str]) -> list[Row]:
+def _rows(scores: Scores, configs: dict, errors: dict[str, str],
+          baseline: str | None = None) -> list[Row]:
     """Every scored set as a row, ranked by score, then the failed ones."""
     rows = []
     for name, s in scores.scored.items():
@@ -104,9 +114,17 @@ def _rows(scores: Scores, configs: dict, errors: dict[str, str]) -> list[Row]:
                         i.get("minus_original_oracle"), i.get("distinguishable_from_original"),
                         t.get("seconds_per_run"), t.get("time_fraction_of_retrain"),
                         accuracy={"retain": s.retain_acc, "test": s.test_acc,
-                                  "forget": s.forget_acc}))
+                                  "forget": s.forget_acc},
+                        minus_baseline=_versus(scores, name, baseline)))
     rows.sort(key=lambda r: -r.score["value"])
     return rows + [Row(name, configs[name].changed(), error=err) for name, err in errors.items()]
+
+
+def _versus(scores: Scores, name: str, baseline: str | None) -> dict | None:
+    """``name``'s score minus the baseline's (paired interval), when both were scored."""
+    if baseline is None or name == baseline or baseline not in scores.scored:
+        return None
+    return scores.difference(name, baseline)
 
 
 def over_time_rule(row: dict) -> bool:

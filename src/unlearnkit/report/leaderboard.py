@@ -33,14 +33,17 @@ def markdown(lb: dict, command: str = "") -> str:
     lines = [f"# Leaderboard: {lb['benchmark']}, N = {lb['num_models']}", ""]
     if command:
         lines += ["```", command, "```", ""]
+    base = lb.get("baseline")
+    extra = f" minus {base} |" if base else ""
     lines += ["| rank | method | settings | F | score | / retrain oracle | beats doing nothing? "
-              "| s/run | of a retrain | retain | test | forget |",
-              "| ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+              f"| s/run | of a retrain | retain | test | forget |{extra}",
+              "| ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+              + (" --- |" if base else "")]
     rank = 0
     for row in lb["rows"]:
         if row.get("error"):
             lines.append(f"| - | {row['name']} | {_settings(row)} | FAILED: {row['error']} "
-                         "| | | | | | | | |")
+                         "| | | | | | | | |" + (" |" if base else ""))
             continue
         oracle = row["name"] in ORACLES
         rank += 0 if oracle else 1
@@ -54,7 +57,8 @@ def markdown(lb: dict, command: str = "") -> str:
             f"| {'-' if oracle else _settings(row)} | {_iv(row['forget_quality'])} "
             f"| {_iv(row['score'])} | {_iv(row.get('fraction_of_retrain_oracle'), 3)} "
             f"| {versus} | {_fmt(row.get('seconds_per_run'), 2)} | {time_cell} "
-            f"| {_fmt(a['retain'])} | {_fmt(a['test'])} | {_fmt(a['forget'])} |")
+            f"| {_fmt(a['retain'])} | {_fmt(a['test'])} | {_fmt(a['forget'])} |"
+            + (f" {_versus_cell(row)} |" if base else ""))
     split = lb["split"]
     lines += ["",
               f"- split: {split['scenario']} ({split['kind']}): retain {split['retain']}, forget "
@@ -68,6 +72,15 @@ def markdown(lb: dict, command: str = "") -> str:
               "compares each score with the original oracle's (no unlearning) on the same "
               "resamples", ""]
     return "\n".join(lines)
+
+
+def _versus_cell(row: dict) -> str:
+    """The paired difference to the baseline, and whether its interval excludes 0."""
+    diff = row.get("minus_baseline")
+    if not diff:
+        return "-"
+    word = ("above" if diff["value"] > 0 else "below") if diff["moved"] else "level"
+    return f"{_iv(diff)} {word}"
 
 
 def _verdict(row: dict) -> str:
