@@ -211,7 +211,8 @@ def _pickled_module() -> bytes:
 ])
 def test_score_a_member_that_is_not_a_checkpoint(mock_dir, tmp_path, capsys, payload, why):
     member = "kaggle/tmp/unlearned_checkpoint_0.pth"
-    zip_path = _zip_of(tmp_path, {member: payload, "kaggle/tmp/unlearned_checkpoint_1.pth": payload})
+    members = {f"kaggle/tmp/unlearned_checkpoint_{i}.pth": payload for i in range(4)}
+    zip_path = _zip_of(tmp_path, members)  # 4: enough members to score, so each is read
     err = fails(capsys, ["score-submission", str(zip_path), "--data", str(mock_dir), "--quiet",
                          "--cache", str(tmp_path / "cache")])
     assert f"{zip_path}:{member}" in err and why in err
@@ -222,7 +223,7 @@ def test_score_a_member_that_is_not_a_checkpoint(mock_dir, tmp_path, capsys, pay
 def test_score_a_member_that_holds_no_dict(mock_dir, tmp_path, capsys):
     buf = io.BytesIO()
     torch.save(torch.zeros(3), buf)
-    members = {f"unlearned_checkpoint_{i}.pth": buf.getvalue() for i in range(2)}
+    members = {f"unlearned_checkpoint_{i}.pth": buf.getvalue() for i in range(4)}
     err = fails(capsys, ["score-submission", str(_zip_of(tmp_path, members)), "--data",
                          str(mock_dir), "--quiet", "--cache", str(tmp_path / "cache")])
     assert "unlearned_checkpoint_0.pth holds a Tensor, not a state_dict" in err
