@@ -138,3 +138,14 @@ def test_warmup_classes_are_checked():
         run_method("reset_distill", net, no_zero_one, [], None, seed=0, cfg=cfg)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     run_method("reset_distill", net, RETAIN, [], RETAIN, seed=0, cfg=cfg)  # 0/1 present: runs
+
+
+def test_an_empty_validation_set_is_refused_before_any_change():
+    cfg = resolve_config("reset_distill", {"warmup_epochs": 1, "epochs": 1})
+    net = build_model("small_cnn")
+    before = copy.deepcopy(net.state_dict())
+    with pytest.raises(ValueError, match="validation set is empty.*warmup_epochs=0"):
+        run_method("reset_distill", net, RETAIN, [], [], seed=0, cfg=cfg)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    no_warmup = resolve_config("reset_distill", {"warmup_epochs": 0, "epochs": 1})
+    run_method("reset_distill", net, RETAIN, [], [], seed=0, cfg=no_warmup)  # nothing to refuse

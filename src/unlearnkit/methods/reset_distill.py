@@ -42,6 +42,7 @@ from ._common import (
     linear_head,
     named_convs,
     net_device,
+    num_batches,
     progress_bar,
     reset_modules_,
     shuffled_batches,
@@ -168,6 +169,9 @@ def reset_distill(net: nn.Module, retain_loader, forget_loader, val_loader, *, s
     used classes 0 and 1); a restriction that leaves no image is refused before any work.
     """
     _, conv, head = layers_to_reset(net)  # refuse an unfit model before any work
+    if cfg.warmup_epochs and val_loader is not None and num_batches(val_loader) == 0:
+        raise ValueError(f"{_NAME}: the validation set is empty, and the warm-up distils on "
+                         "it; give a split with validation images, or set warmup_epochs=0")
     warmup_loader = val_loader if val_loader is not None else retain_loader
     if cfg.warmup_epochs and cfg.warmup_classes:
         if not set(cfg.warmup_classes) & classes_in(warmup_loader):
