@@ -17,7 +17,7 @@ mkdir "$work/pkg"
 tar -C "$root" --exclude=__pycache__ --exclude='*.egg-info' -cf - pyproject.toml README.md src \
   | tar -C "$work/pkg" -xf -
 "$py" -m pip wheel "${pip_q[@]}" --no-deps -w "$work/dist" "$work/pkg"
-"$py" -m pip install "${pip_q[@]}" "$work"/dist/unlearnkit-*.whl
+"$py" -m pip install "${pip_q[@]}" --no-compile "$work"/dist/unlearnkit-*.whl
 
 cd "$work"  # nothing of the checkout on the path from here on
 "$py" - "$work" <<'PY'
