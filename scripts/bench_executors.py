@@ -2,7 +2,7 @@
 
 In one run, for each executor in turn (``--order``): a fresh private cache, then the
 original, the N references and both oracle sets
-(:func:`unlearnkit.pipeline.prepare_references`), timed from start to end, beside the
+(:func:`unlearnkit.harness.pipeline.prepare_references`), timed from start to end, beside the
 sum of the jobs' own training times (``seconds`` in each entry); for Ray the start of the
 local instance is timed apart. Then a probe of the per-job overhead alone: ``--probe``
 empty jobs through each executor. Prints a Markdown table and the overhead as a ratio
@@ -22,9 +22,9 @@ import tempfile
 import time
 
 from unlearnkit.benchmarks import load_benchmark
-from unlearnkit.context import prepare
-from unlearnkit.executor import LocalExecutor
-from unlearnkit.pipeline import Plan, prepare_references
+from unlearnkit.harness.context import prepare
+from unlearnkit.harness.executor import LocalExecutor
+from unlearnkit.harness.pipeline import Plan, prepare_references
 
 
 def time_references(bench, plan: Plan) -> dict:
@@ -57,7 +57,7 @@ def main() -> None:
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args()
 
-    from unlearnkit import ray_executor
+    from unlearnkit.harness import ray_executor
 
     bench = dataclasses.replace(load_benchmark(args.bench), num_models=args.models)
     rows = {}

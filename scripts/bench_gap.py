@@ -19,8 +19,8 @@ import os
 import time
 
 from unlearnkit.benchmarks import load_benchmark
-from unlearnkit.pipeline import Plan, prepare_references
-from unlearnkit.scoring_core import ORIGINAL_ORACLE, RETRAIN_ORACLE, References, score_sets
+from unlearnkit.harness.pipeline import Plan, prepare_references
+from unlearnkit.harness.scoring_core import ORIGINAL_ORACLE, RETRAIN_ORACLE, References, score_sets
 
 
 def gap_at(bench, n: int, plan: Plan) -> dict:

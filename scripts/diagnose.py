@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from method_args import parse_method_args
 
+from unlearnkit.harness.pipeline import check_request, load_entries, local_eval, prepare_references
 from unlearnkit.metrics.competition import logit_scaled_confidence
-from unlearnkit.pipeline import check_request, load_entries, local_eval, prepare_references
 
 
 def shift_and_spread(u: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

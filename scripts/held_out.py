@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from method_args import parse_method_args
 
-from unlearnkit.pipeline import check_request, prepare_references
-from unlearnkit.scoring_core import ORIGINAL_ORACLE, RETRAIN_ORACLE, References, score_sets
-from unlearnkit.tune import runs_of
+from unlearnkit.harness.pipeline import check_request, prepare_references
+from unlearnkit.harness.scoring_core import ORIGINAL_ORACLE, RETRAIN_ORACLE, References, score_sets
+from unlearnkit.harness.tune import runs_of
 
 
 def main() -> None:

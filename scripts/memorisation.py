@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearnkit.benchmarks import load_benchmark
-from unlearnkit.context import prepare
+from unlearnkit.harness.context import prepare
 from unlearnkit.train import init_model, predict_logits, train
 
 

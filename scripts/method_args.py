@@ -8,7 +8,7 @@ import os
 
 from unlearnkit.assignments import parse_assignments
 from unlearnkit.benchmarks import Benchmark, load_benchmark
-from unlearnkit.pipeline import Plan
+from unlearnkit.harness.pipeline import Plan
 
 
 def parse_method_args(description: str) -> tuple[Benchmark, str, dict, Plan]:

@@ -40,11 +40,11 @@ import torch
 from unlearnkit.assignments import parse_method_assignments
 from unlearnkit.atomic import write_json
 from unlearnkit.benchmarks import load_benchmark
-from unlearnkit.context import ORIGINAL, ORIGINAL_SEED
+from unlearnkit.harness.context import ORIGINAL, ORIGINAL_SEED
+from unlearnkit.harness.pipeline import Plan, load_entries, local_eval, prepare_references
+from unlearnkit.harness.scoring_core import References
 from unlearnkit.methods import get_method, list_methods, resolve_config
 from unlearnkit.metrics import model_sets
-from unlearnkit.pipeline import Plan, load_entries, local_eval, prepare_references
-from unlearnkit.scoring_core import References
 
 SCENARIOS = {"class": "class:airplane,bird", "sample": "random:0.1"}
 TITLES = {"class": "Class removal: forget airplane and bird (`class:airplane,bird`)",

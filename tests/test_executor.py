@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from unlearnkit.executor import LocalExecutor, _children_ignore_sigint
+from unlearnkit.harness.executor import LocalExecutor, _children_ignore_sigint
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"),
                                 reason="signal masks are POSIX only")

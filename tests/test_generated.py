@@ -42,7 +42,7 @@ import unlearnkit
 from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.cli import main
 from unlearnkit.kaggle import notebook as nbk
-from unlearnkit.leaderboard import plan_methods
+from unlearnkit.harness.leaderboard import plan_methods
 
 assert unlearnkit.__file__.startswith(sys.argv[1]), unlearnkit.__file__
 main(["list"])

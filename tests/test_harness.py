@@ -11,10 +11,10 @@ import pytest
 import yaml
 from tiny_bench import tiny_bench
 
-from unlearnkit import cache as cache_mod
-from unlearnkit import context, jobs
 from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.cli import main
+from unlearnkit.harness import cache as cache_mod
+from unlearnkit.harness import context, jobs
 from unlearnkit.methods import _REGISTRY, MethodSpec
 from unlearnkit.metrics.competition import forget_quality
 from unlearnkit.train import predict_logits

@@ -21,12 +21,12 @@ import pytest
 import yaml
 from tiny_bench import tiny_bench
 
-from unlearnkit import cache as cache_mod
-from unlearnkit import context, jobs
 from unlearnkit.atomic import atomic_dir, file_lock, lock_holder, sweep_tmp
 from unlearnkit.benchmarks import benchmark_from_dict, load_benchmark
 from unlearnkit.cli import main
 from unlearnkit.data.sources import get_source
+from unlearnkit.harness import cache as cache_mod
+from unlearnkit.harness import context, jobs
 from unlearnkit.methods import _REGISTRY
 from unlearnkit.paths import mark_output
 
@@ -145,7 +145,7 @@ def test_bad_requests_fail_before_any_work(tmp_path, monkeypatch, capsys, extra,
 
 
 def test_class_only_method_on_a_class_scenario_passes_the_check():
-    from unlearnkit.pipeline import check_request
+    from unlearnkit.harness.pipeline import check_request
 
     bench = benchmark_from_dict({**TINY, "name": "t", "scenario": "class:3"})
     assert set(check_request(bench, ["linear_filtration", "finetune"])) == {
@@ -384,7 +384,7 @@ def test_the_cli_says_when_the_data_changed(built, tmp_path, monkeypatch, capsys
 
 DRIVER = textwrap.dedent("""
     import os, sys
-    from unlearnkit import jobs
+    from unlearnkit.harness import jobs
     from unlearnkit.cli import main
     log = sys.argv[1]
 
@@ -431,7 +431,7 @@ def test_a_held_entry_is_reported_busy_with_its_holder(tmp_path):
     with cache_mod.entry_lock(path):
         child = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(f"""
-                from unlearnkit import cache
+                from unlearnkit.harness import cache
                 from unlearnkit.atomic import Busy
                 try:
                     with cache.entry_lock({str(path)!r}, wait=False):

@@ -11,10 +11,10 @@ import torch
 from method_fixtures import dict_batches, one_thread  # noqa: F401
 
 from unlearnkit.benchmarks import load_benchmark, stable_hash
+from unlearnkit.harness.pipeline import check_request
 from unlearnkit.methods import get_method, resolve_config, run_method, serves
 from unlearnkit.methods.mixture import assignment
 from unlearnkit.models import build_model
-from unlearnkit.pipeline import check_request
 
 PAIR = {"perturb_finetune": 0.5, "conv_transpose": 0.5}
 

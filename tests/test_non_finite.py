@@ -13,9 +13,9 @@ import torch
 import yaml
 from tiny_bench import tiny_bench
 
-from unlearnkit import cache as cache_mod
-from unlearnkit import jobs
 from unlearnkit.cli import main
+from unlearnkit.harness import cache as cache_mod
+from unlearnkit.harness import jobs
 from unlearnkit.methods import _REGISTRY, MethodConfig, register_method
 from unlearnkit.metrics import intervals
 from unlearnkit.params import param

@@ -16,8 +16,9 @@ import pytest
 import yaml
 from tiny_bench import tiny_bench
 
-from unlearnkit import context, paths
+from unlearnkit import paths
 from unlearnkit.cli import main
+from unlearnkit.harness import context
 
 READ_ONLY = Path("/sys/unlearnkit-probe")  # even root cannot create files under /sys
 
@@ -203,8 +204,8 @@ def test_an_os_error_is_one_line_naming_the_path(bench, tmp_path, capsys, monkey
     def full(*a, **k):
         raise OSError(code, "the disk said no", str(tmp_path / "cache" / "x.npz"))
 
-    monkeypatch.setattr("unlearnkit.pipeline.check_request", lambda *a, **k: {})
-    monkeypatch.setattr("unlearnkit.pipeline.local_eval", full)
+    monkeypatch.setattr("unlearnkit.harness.pipeline.check_request", lambda *a, **k: {})
+    monkeypatch.setattr("unlearnkit.harness.pipeline.local_eval", full)
     refused(capsys, local_eval(bench, tmp_path, "--out", str(tmp_path / "r")),
             str(tmp_path / "cache" / "x.npz"), "the disk said no", fix)
     assert not (tmp_path / "r").exists()
@@ -214,8 +215,8 @@ def test_ctrl_c_is_one_line_and_130(bench, tmp_path, capsys, monkeypatch):
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("unlearnkit.pipeline.check_request", lambda *a, **k: {})
-    monkeypatch.setattr("unlearnkit.pipeline.local_eval", interrupt)
+    monkeypatch.setattr("unlearnkit.harness.pipeline.check_request", lambda *a, **k: {})
+    monkeypatch.setattr("unlearnkit.harness.pipeline.local_eval", interrupt)
     assert main(local_eval(bench, tmp_path, "--out", str(tmp_path / "r"))) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("interrupted") and "\n" not in err and "Traceback" not in err

@@ -19,12 +19,12 @@ import pytest
 import yaml
 from tiny_bench import tiny_bench
 
-from unlearnkit import cache as cache_mod
-from unlearnkit import jobs, pipeline
 from unlearnkit.atomic import atomic_path, sweep_tmp
 from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.cli import main
-from unlearnkit.context import RETRAIN, prepare
+from unlearnkit.harness import cache as cache_mod
+from unlearnkit.harness import jobs, pipeline
+from unlearnkit.harness.context import RETRAIN, prepare
 from unlearnkit.methods import resolve_config
 
 TINY = tiny_bench(4)
@@ -41,7 +41,7 @@ def ray_local():
     """One local Ray instance with this machine's 2 cores, for every test here."""
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e .[ray] "
                               "(CI installs it: make setup-ray)")
-    from unlearnkit import ray_executor
+    from unlearnkit.harness import ray_executor
 
     # the workers cannot import this test module: its job functions travel by value
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -173,7 +173,7 @@ def test_resume_across_executors_gives_the_process_executors_models(
 
 def test_killed_worker_is_retried_and_leaves_no_partial_entry(
         ray_local, bench, process_cache, tmp_path):
-    from unlearnkit.ray_executor import RayExecutor
+    from unlearnkit.harness.ray_executor import RayExecutor
 
     root = tmp_path / "cache"
     shutil.copytree(process_cache, root)
@@ -191,14 +191,14 @@ def test_killed_worker_is_retried_and_leaves_no_partial_entry(
 
 
 def test_worker_that_always_dies_is_reported_without_retries_left(ray_local):
-    from unlearnkit.ray_executor import RayExecutor
+    from unlearnkit.harness.ray_executor import RayExecutor
 
     [res] = RayExecutor(max_retries=0).map(always_die, [("job",)], progress=False)
     assert "worker died" in res.error and "0 retries" in res.error
 
 
 def test_job_that_raises_is_reported_once(ray_local, tmp_path):
-    from unlearnkit.ray_executor import RayExecutor
+    from unlearnkit.harness.ray_executor import RayExecutor
 
     count = tmp_path / "calls"
     fn = functools.partial(raise_counting, str(count))
@@ -208,7 +208,7 @@ def test_job_that_raises_is_reported_once(ray_local, tmp_path):
 
 
 def test_stopping_cancels_the_running_jobs_and_keeps_the_finished(ray_local, tmp_path):
-    from unlearnkit.ray_executor import RayExecutor
+    from unlearnkit.harness.ray_executor import RayExecutor
 
     fast, slow = tmp_path / "fast.txt", tmp_path / "slow.txt"
     results = RayExecutor().map(write_slowly, [(fast, 0.0), (slow, 60.0)], progress=False)
@@ -228,7 +228,7 @@ def test_stopping_cancels_the_running_jobs_and_keeps_the_finished(ray_local, tmp
 
 
 def test_cache_that_workers_cannot_see_stops_the_run(ray_local, bench, process_cache, tmp_path):
-    from unlearnkit.ray_executor import NotVisible, RayExecutor
+    from unlearnkit.harness.ray_executor import NotVisible, RayExecutor
 
     root = tmp_path / "cache"
     shutil.copytree(process_cache, root)
@@ -255,7 +255,7 @@ def test_unreachable_address_fails_within_seconds(ray_local, bench_file, tmp_pat
 
 
 def test_address_probe_gives_up_after_its_timeout(ray_local):
-    from unlearnkit.ray_executor import check_address
+    from unlearnkit.harness.ray_executor import check_address
 
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="no Ray cluster answers"):
@@ -279,7 +279,7 @@ def test_ray_options_need_the_ray_executor(bench_file, tmp_path, capsys):
 
 
 def test_gpu_shares():
-    from unlearnkit.ray_executor import RayExecutor, resources
+    from unlearnkit.harness.ray_executor import RayExecutor, resources
 
     job = jobs.Job("{}", "/c", None, "cuda", RETRAIN, (0,))
     assert resources(job) == {"num_cpus": 1, "num_gpus": 0.25}
@@ -299,7 +299,7 @@ def test_default_path_never_imports_ray():
     code = (
         "import sys\n"
         "from unlearnkit.cli import main\n"
-        "from unlearnkit.pipeline import Plan\n"
+        "from unlearnkit.harness.pipeline import Plan\n"
         "assert main(['list']) == 0\n"
         "assert [r.value for r in Plan(workers=1).make_executor().map(abs, [-2], "
         "progress=False)] == [2]\n"

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from unlearnkit.benchmarks import Benchmark
-from unlearnkit.cache import Outputs
-from unlearnkit.context import Context
 from unlearnkit.data.base import ImageSet, SourceData
 from unlearnkit.data.splits import Split
+from unlearnkit.harness.context import Context
 from unlearnkit.metrics import model_sets
+from unlearnkit.metrics.model_sets import Outputs
 
 C = 4  # classes
 FORGET_CLASSES = [0]

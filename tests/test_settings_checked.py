@@ -10,11 +10,11 @@ import pytest
 import yaml
 from tiny_bench import tiny_bench
 
-from unlearnkit import context
 from unlearnkit.assignments import parse_value
 from unlearnkit.benchmarks import benchmark_from_dict
 from unlearnkit.cli import main
-from unlearnkit.pipeline import check_request
+from unlearnkit.harness import context
+from unlearnkit.harness.pipeline import check_request
 from unlearnkit.train import TrainConfig
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from unlearnkit import tune
 from unlearnkit.cli import config_overrides, main
+from unlearnkit.harness import tune
 from unlearnkit.methods import _REGISTRY, MethodConfig, register_method, resolve_config
 from unlearnkit.params import Space, param
 
@@ -171,7 +171,7 @@ def test_local_eval_config_must_exist(tmp_path, capsys):
 
 
 def test_space_items_for_choices_and_integers():
-    from unlearnkit import tune_space
+    from unlearnkit.harness import tune_space
     from unlearnkit.methods import get_method
 
     cls = get_method("perturb_finetune").config

@@ -65,7 +65,7 @@ def add_plan_options(p, workers_help: str = "jobs run at once (processes, one th
 def plan_from(args, **extra):
     """The run plan of a command with --workers, --fused, --device, --cache, --data,
     --quiet and the executor options (fused: 32 models per job on CUDA, 1 on the CPU)."""
-    from .pipeline import Plan
+    from .harness.pipeline import Plan
 
     device = device_of(args.device)
     if args.executor == "ray" and args.workers != 1:
@@ -158,9 +158,9 @@ def config_overrides(method: str, path: str | None) -> dict:
 
 def cmd_local_eval(args) -> int:
     from .benchmarks import load_benchmark
+    from .harness.pipeline import check_plan, check_request, local_eval
     from .method_settings import method_settings
     from .paths import check_paths
-    from .pipeline import check_plan, check_request, local_eval
     from .report import side_by_side, terminal_table, verdict
 
     bench = load_benchmark(args.bench, scenario=args.scenario, num_models=args.models)
@@ -230,7 +230,7 @@ def add_leaderboard(sub) -> None:
 def cmd_leaderboard(args) -> int:
     from .assignments import parse_method_assignments
     from .benchmarks import load_benchmark
-    from .leaderboard import run_leaderboard
+    from .harness.leaderboard import run_leaderboard
     from .paths import check_paths
     from .report.leaderboard import markdown, write_leaderboard
 
@@ -287,9 +287,9 @@ def add_tune(sub) -> None:
 
 def cmd_tune(args) -> int:
     from .benchmarks import load_benchmark
+    from .harness.tune import TuneRequest, run_tune, storage_url
     from .paths import check_paths
     from .report.tune import write_tune
-    from .tune import TuneRequest, run_tune, storage_url
 
     bench = load_benchmark(args.bench, num_models=args.models)
     req = TuneRequest(bench, args.method, trials=args.trials, time_fraction=args.time_fraction,
@@ -338,11 +338,11 @@ def cmd_train_original(args) -> int:
     import shutil
 
     from .benchmarks import load_benchmark
-    from .cache import load_outputs
-    from .context import ORIGINAL, ORIGINAL_SEED, prepare
-    from .jobs import load_original
+    from .harness.cache import load_outputs
+    from .harness.context import ORIGINAL, ORIGINAL_SEED, prepare
+    from .harness.jobs import load_original
+    from .harness.pipeline import Plan, check_plan, ensure_original
     from .paths import check_paths, is_checkpoint
-    from .pipeline import Plan, check_plan, ensure_original
     from .train import accuracy
 
     bench = load_benchmark(args.bench)

@@ -186,11 +186,14 @@ def is_checkpoint(path: Path) -> bool:
 # ---------------------------------------------------------------- inputs and stores
 
 
+def cache_root(root: str | os.PathLike | None = None) -> Path:
+    """``root``, else ``$UNLEARNKIT_CACHE``, else ``data/cache`` under the working folder."""
+    return Path(root or os.environ.get("UNLEARNKIT_CACHE") or Path.cwd() / "data" / "cache")
+
+
 def check_cache(cache) -> Path:
     """The cache root (``--cache``, ``$UNLEARNKIT_CACHE`` or ``data/cache``): a folder
     that exists or can be made, and is writable (entries and their locks go there)."""
-    from .cache import cache_root
-
     path = cache_root(cache).expanduser()
     where = ("--cache" if cache else "$UNLEARNKIT_CACHE" if os.environ.get("UNLEARNKIT_CACHE")
              else "the default cache")

@@ -2,9 +2,9 @@
 
 The checkpoints are read from the zip by file name (``unlearned_checkpoint_{i}.pth`` in
 any folder of it), each checked to be a ``resnet18(num_classes=10)`` state_dict, and
-handed to the pipeline (:func:`unlearnkit.pipeline.evaluate_states`), which retrains
+handed to the pipeline (:func:`unlearnkit.harness.pipeline.evaluate_states`), which retrains
 the references on the folder's retain set (cached as for ``local-eval``) and scores
-them with the scoring core (:mod:`unlearnkit.scoring_core`) against the held-out
+them with the scoring core (:mod:`unlearnkit.harness.scoring_core`) against the held-out
 ``test.csv``. The number of checkpoints is checked (at least ``MIN_MODELS``) before
 any training. A folder made by ``mock-competition`` carries
 its training recipe in ``mock.json``; the references are trained with that recipe,
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
+from unlearnkit.harness.scoring_core import MIN_MODELS
 from unlearnkit.models import build_model, load_state
-from unlearnkit.scoring_core import MIN_MODELS
 
 from .mock import MOCK_FILE
 from .runtime.checkpoints import zip_checkpoint_members
@@ -135,7 +135,7 @@ def score_submission(zip_path: str | os.PathLike, data_dir: str | os.PathLike, *
                      models: int | None = None, device: str | None = None, workers: int = 1,
                      cache_dir: str | None = None, progress: bool = True) -> dict:
     """The report's numbers (JSON-ready) for the submission's checkpoints on ``data_dir``."""
-    from unlearnkit.pipeline import Plan, evaluate_states
+    from unlearnkit.harness.pipeline import Plan, evaluate_states
 
     bench = folder_benchmark(data_dir)
     check_folder(data_dir)

@@ -1,4 +1,4 @@
-"""Metrics of a set of models, computed from their cached outputs (``cache.Outputs``).
+"""Metrics of a set of models, computed from their cached outputs (:class:`Outputs`).
 
 A set is the N runs of a method, an oracle set, or the single original. Two kinds:
 
@@ -10,30 +10,50 @@ A set is the N runs of a method, an oracle set, or the single original. Two kind
   randomly initialised network of the benchmark's architecture, in the paper's JS form
   and in the official code's form (:mod:`.secondary`).
 
-Every function takes ``(entries: list[cache.Outputs], ctx: context.Context, ...)``: the
+Every function takes ``(entries: list[Outputs], ctx: Context, ...)``: the
 context gives the labels and the split, never a model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-from ..cache import Outputs
-from ..data.base import ImageSet
+from ..benchmarks import Benchmark
+from ..data.base import ImageSet, SourceData
+from ..data.splits import Split
 from ..train import init_model, predict_logits
 from .competition import ForgetQuality, final_score, forget_quality, logit_scaled_confidence
 from .intervals import ModelSet
 from .secondary import cross_entropy_losses, simple_mia, zrf_js, zrf_official
 
-if TYPE_CHECKING:
-    from ..context import Context
-
 MIA_MODELS = 8  # the MIA's logistic regressions are the slow part: at most this many models
 RANDOM_SEED = 12345  # seed of the random network ZRF compares with (not a reference's seed)
 RANDOM_INPUTS = ("standardized", "raw")
+
+
+
+
+@dataclass
+class Outputs:
+    """What scoring needs from one model (one cache entry, :mod:`unlearnkit.harness.cache`)."""
+
+    forget_logits: np.ndarray  # [S, C] float32
+    test_logits: np.ndarray  # [T, C] float32
+    retain_pred: np.ndarray  # [R] int16 predicted labels
+    meta: dict  # seconds, seed, ...
+
+
+class Context(Protocol):
+    """What the metrics read of a benchmark made concrete (the harness's
+    :class:`unlearnkit.harness.context.Context` is one): labels and the split, never a model."""
+
+    bench: Benchmark
+    source: SourceData
+    split: Split
+    parts: dict[str, ImageSet]  # retain, forget, validation, test, train
 
 
 # ---------------------------------------------------------------- the competition's score
@@ -98,7 +118,7 @@ def score_against(unlearned: list[Outputs], refs: list[Outputs], ctx: Context,
 def _check_entries(entries: list[Outputs]) -> None:
     """Raise when there is no model to measure."""
     if not entries:
-        raise ValueError("no models given: pass at least one cache entry (cache.Outputs)")
+        raise ValueError("no models given: pass at least one cache entry (Outputs)")
 
 
 # ---------------------------------------------------------------- accuracy per class group

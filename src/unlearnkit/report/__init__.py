@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,25 @@ from ..atomic import atomic_path, write_json, write_text
 from .plots import write_plots
 
 if TYPE_CHECKING:
-    from ..pipeline import EvalResult
+    from ..data.splits import Split
+    from ..metrics.model_sets import Scored
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation found, as the report reads it: the JSON-ready numbers and the
+    scored sets behind them (made by :mod:`unlearnkit.harness.pipeline`)."""
+
+    summary: dict  # what report.json holds
+    split: Split
+    ref_confs: np.ndarray  # [N, S] the references' confidences on forget
+    oracle_retrain: Scored
+    oracle_original: Scored
+    method: Scored | None = None  # None while unscored (its runs failed)
+
+    def to_json(self) -> dict:
+        """The numbers alone (a copy), ready for ``json.dump``."""
+        return dict(self.summary)
 
 
 def default_out_dir(bench: str, method: str, root: str | Path = "runs") -> Path:

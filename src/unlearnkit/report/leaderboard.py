@@ -9,12 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..atomic import atomic_dir, atomic_path, write_json, write_text
-from ..leaderboard import over_time_rule
+from ..metrics.competition import TIME_RULE
 from ..paths import mark_output
 from . import _fmt
 from .plots import _pyplot
 
 ORACLES = ("oracle_retrain", "oracle_original")
+
+
+def over_time_rule(row: dict) -> bool:
+    """True when a method's mean run costs more than 20% of one retrain."""
+    frac = row.get("time_fraction_of_retrain")
+    return frac is not None and frac > TIME_RULE
 
 
 def _iv(i: dict | None, digits: int = 4) -> str:

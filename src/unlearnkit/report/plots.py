@@ -17,7 +17,7 @@ from ..atomic import atomic_path
 from ..metrics.competition import bucket_edges, max_epsilon
 
 if TYPE_CHECKING:
-    from ..pipeline import EvalResult
+    from . import EvalResult
 
 
 def write_plots(result: EvalResult, out: Path) -> None:

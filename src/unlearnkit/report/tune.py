@@ -23,7 +23,7 @@ ROWS = ("tuned", "defaults", "oracle_retrain", "oracle_original")
 
 
 def write_tune(summary: dict, out: str | Path, command: str = "") -> Path:
-    """Every output of ``summary`` (from :func:`unlearnkit.tune.run_tune`) into ``out``,
+    """Every output of ``summary`` (from :func:`unlearnkit.harness.tune.run_tune`) into ``out``,
     swapped in as a whole."""
     study = summary["study_obj"]
     out = Path(out)

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import cache as cache_mod
-from .atomic import sweep_tmp, write_json
-from .benchmarks import Benchmark, benchmark_from_dict, stable_hash
-from .data.base import ImageSet, SourceData
-from .data.sources import get_source
-from .data.splits import Split, make_split
+from ..atomic import sweep_tmp, write_json
+from ..benchmarks import Benchmark, benchmark_from_dict, stable_hash
+from ..data.base import ImageSet, SourceData
+from ..data.sources import get_source
+from ..data.splits import Split, make_split
+from ..paths import cache_root
 
 RETRAIN, ORIGINAL = "retrain", "original"  # the kinds of trained models
 ORIGINAL_SEED = 0  # the original model is seed 0 of kind original
@@ -77,12 +77,12 @@ def context_key(bench: Benchmark | str, cache_dir, data_root) -> tuple[str, str,
     """What identifies a prepared context: the benchmark, the cache root, the data root."""
     text = bench if isinstance(bench, str) else bench_json(bench)
     root = None if data_root is None else str(data_root)
-    return text, str(cache_mod.cache_root(cache_dir)), root
+    return text, str(cache_root(cache_dir)), root
 
 
 def bench_folder(bench: Benchmark, cache_dir=None) -> Path:
     """``<cache>/<name>-<key>``: the folder of the benchmark's data folders."""
-    return cache_mod.cache_root(cache_dir) / f"{bench.name}-{bench.key()}"
+    return cache_root(cache_dir) / f"{bench.name}-{bench.key()}"
 
 
 def fingerprint(source: SourceData) -> str:

@@ -16,19 +16,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .cache import Outputs
-from .metrics import intervals
-from .metrics.intervals import MIN_MODELS, ORIGINAL_ORACLE, RETRAIN_ORACLE, check_models
-from .metrics.model_sets import Scored, accuracies, confidences, model_set, score_against
+from ..metrics import intervals
+from ..metrics.competition import TIME_RULE
+from ..metrics.intervals import MIN_MODELS, ORIGINAL_ORACLE, RETRAIN_ORACLE, check_models
+from ..metrics.model_sets import Outputs, Scored, accuracies, confidences, model_set, score_against
 
 if TYPE_CHECKING:
     from .context import Context
 
 __all__ = ["MIN_MODELS", "ORIGINAL_ORACLE", "RETRAIN_ORACLE", "TIME_RULE", "References",
            "Scores", "check_models", "score_sets", "seconds_per_run", "time_rule", "timing"]
-
-TIME_RULE = 0.2  # the competition's intent: an unlearning run costs <= 20% of a retrain
-
 
 # ---------------------------------------------------------------- the time rule
 

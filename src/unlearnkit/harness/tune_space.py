@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .assignments import parse_value
-from .params import Config, Space, declaration
+from ..assignments import parse_value
+from ..params import Config, Space, declaration
 
 SYNTAX = "NAME=LOW:HIGH, NAME=LOW:HIGH:log, or NAME=A,B for a field with choices"
 DIGITS = 3  # significant digits of a suggested float

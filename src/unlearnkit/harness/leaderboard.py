@@ -1,7 +1,7 @@
 """A leaderboard: every method that serves a benchmark, at one N, against one reference set.
 
 All rows (the methods and both oracles) are scored by the scoring core
-(:mod:`unlearnkit.scoring_core`) against the same N references, with 95% intervals from
+(:mod:`unlearnkit.harness.scoring_core`) against the same N references, with 95% intervals from
 one paired bootstrap, so their differences are comparable; a method's run time is the
 mean of its runs timed alone, as in local-eval. Every check (method names, settings, scenario)
 runs before the first training; a method whose runs fail becomes a failed row with its
@@ -14,12 +14,11 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 
-from .benchmarks import Benchmark, scenario_kind
+from ..benchmarks import Benchmark, scenario_kind
 from .pipeline import Plan, ensure_runs, load_entries, prepare_references, split_summary
 from .scoring_core import (
     ORIGINAL_ORACLE,
     RETRAIN_ORACLE,
-    TIME_RULE,
     References,
     Scores,
     score_sets,
@@ -50,8 +49,8 @@ class Row:
 def plan_methods(bench: Benchmark, names: list[str] | None, overrides: dict[str, dict],
                  kind: str) -> dict:
     """``{method: resolved config}`` of the methods to rank: those asked for (all that
-    serve ``kind`` when None), checked by :func:`unlearnkit.pipeline.check_request`."""
-    from .methods import list_methods, serves
+    serve ``kind`` when None), checked by :func:`unlearnkit.harness.pipeline.check_request`."""
+    from ..methods import list_methods, serves
     from .pipeline import check_request
 
     unknown = sorted(set(overrides) - set(names or list_methods()))
@@ -125,9 +124,3 @@ def _versus(scores: Scores, name: str, baseline: str | None) -> dict | None:
     if baseline is None or name == baseline or baseline not in scores.scored:
         return None
     return scores.difference(name, baseline)
-
-
-def over_time_rule(row: dict) -> bool:
-    """True when a method's mean run costs more than 20% of one retrain."""
-    frac = row.get("time_fraction_of_retrain")
-    return frac is not None and frac > TIME_RULE

@@ -1,7 +1,7 @@
 """Run the harness's jobs as Ray tasks: this machine's cores, or a whole cluster.
 
-:class:`RayExecutor` has the :class:`unlearnkit.executor.LocalExecutor` interface
-(``map(fn, jobs, desc, progress)`` yielding :class:`~unlearnkit.executor.JobResult` as
+:class:`RayExecutor` has the :class:`unlearnkit.harness.executor.LocalExecutor` interface
+(``map(fn, jobs, desc, progress)`` yielding :class:`~unlearnkit.harness.executor.JobResult` as
 jobs finish), so the pipeline does not change. Each job (one model, one method run or
 one whole fused chunk) is one Ray task asking for one CPU and, for a CUDA job, a share
 of a GPU (:func:`resources`). The job writes its own cache entries atomically, as under
@@ -120,7 +120,7 @@ def check_visible(job) -> None:
     need = Path(cache_dir)
     fp = getattr(job, "fingerprint", "")
     if fp:
-        from .benchmarks import benchmark_from_dict
+        from ..benchmarks import benchmark_from_dict
         from .context import FINGERPRINT_CHARS, bench_folder
 
         bench = benchmark_from_dict(json.loads(job.bench))

@@ -6,7 +6,7 @@ executor only has to call them; this is the seam where a distributed engine (Ray
 Dask, a batch queue) can take the jobs across machines without the pipeline changing:
 give it the same ``map`` method.
 
-A job pins its own thread count (:data:`unlearnkit.jobs.JOB_THREADS`), so its result
+A job pins its own thread count (:data:`unlearnkit.harness.jobs.JOB_THREADS`), so its result
 does not depend on how many jobs run at once. On Ctrl-C (or when the caller stops
 reading results) the pending jobs are cancelled and the workers terminated at once
 (:data:`STOP_SECONDS` at most): a worker removes the temporary file it was writing and

@@ -1,8 +1,8 @@
 """Tune a method against the competition's score: an optuna study, resumable in SQLite.
 
 Each trial draws the method's settings from the space declared beside its config fields
-(:mod:`unlearnkit.tune_space`), runs it N times from the cached original
-(:func:`unlearnkit.pipeline.ensure_runs`: a setting already run costs nothing) and
+(:mod:`unlearnkit.harness.tune_space`), runs it N times from the cached original
+(:func:`unlearnkit.harness.pipeline.ensure_runs`: a setting already run costs nothing) and
 returns its final score against the cached references. The time rule reads the first
 run (timed alone) and then the mean of the N: above ``time_fraction`` of one retrain
 (reference 0's time, as everywhere in the kit) the trial is pruned, with the reason in
@@ -29,11 +29,11 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..benchmarks import Benchmark, stable_hash
+from ..metrics import intervals
+from ..metrics.model_sets import Outputs
 from . import tune_space
-from .benchmarks import Benchmark, stable_hash
-from .cache import Outputs
 from .context import RETRAIN, Context, bench_folder
-from .metrics import intervals
 from .pipeline import (
     Plan,
     check_plan,
@@ -102,7 +102,7 @@ def open_storage(url: str):
     first: :func:`unlearnkit.paths.check_storage`); a clear error when it cannot be opened."""
     import optuna
 
-    from .paths import check_storage, sqlite_file
+    from ..paths import check_storage, sqlite_file
 
     check_storage(url)
     if sqlite_file(url) is not None:
@@ -166,7 +166,7 @@ class Objective:
         self.kinds = tune_space.kinds(self._cls())
 
     def _cls(self):
-        from .methods import get_method
+        from ..methods import get_method
 
         return get_method(self.req.method).config
 
@@ -182,7 +182,7 @@ class Objective:
             raise
 
     def config(self, values: dict):
-        from .methods import resolve_config
+        from ..methods import resolve_config
 
         return resolve_config(self.req.method, {**self.req.bench.method_overrides.get(
             self.req.method, {}), **self.req.fixed, **values})

@@ -1,8 +1,8 @@
 """The jobs of a local evaluation: train models, or run a method, and cache the outputs.
 
 A :class:`Job` is picklable (the benchmark travels as JSON), so an executor may run it
-inline or in another process (:mod:`unlearnkit.executor`); :func:`run_job` finds the
-benchmark's context (:func:`unlearnkit.context.context_for`: the already prepared one
+inline or in another process (:mod:`unlearnkit.harness.executor`); :func:`run_job` finds the
+benchmark's context (:func:`unlearnkit.harness.context.context_for`: the already prepared one
 when inline) and writes the job's cache entries itself.
 
 Same seed, same model, whatever the machine's load: every job runs with
@@ -11,7 +11,7 @@ float reductions are split across threads, so a model trained with 2 threads dif
 from the same seed trained with 1; before this, inline jobs ran with all cores and
 worker jobs with cores // workers, and ``--workers`` changed the results.
 
-Each entry is built under its lock (:func:`unlearnkit.cache.entry_lock`) and checked
+Each entry is built under its lock (:func:`unlearnkit.harness.cache.entry_lock`) and checked
 again once the lock is held: an entry another process built meanwhile is read, not
 trained again; one that another process is building now is reported ``busy`` (the
 pipeline comes back to it with ``wait=True``).
@@ -27,14 +27,14 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..atomic import Busy
+from ..benchmarks import stable_hash
+from ..data.base import ImageSet
+from ..data.loaders import TensorLoader, loader_seed
+from ..models import build_model, load_state, save_checkpoint
+from ..train import init_model, predict_logits, train
 from . import cache as cache_mod
-from .atomic import Busy
-from .benchmarks import stable_hash
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, context_for
-from .data.base import ImageSet
-from .data.loaders import TensorLoader, loader_seed
-from .models import build_model, load_state, save_checkpoint
-from .train import init_model, predict_logits, train
 
 METHOD = "method"  # the kind of a method-run job
 JOB_THREADS = 1  # torch threads of every job: results must not depend on the load
@@ -140,7 +140,7 @@ def _sync(device: torch.device) -> None:
 def model_outputs(net: torch.nn.Module, ctx: Context, device, meta: dict,
                   what: str = "the model") -> cache_mod.Outputs:
     """What scoring needs from one trained or unlearned network; raises
-    :class:`unlearnkit.cache.NonFinite` naming ``what`` when a logit is NaN or infinite."""
+    :class:`unlearnkit.harness.cache.NonFinite` naming ``what`` when a logit is NaN or infinite."""
     logits = {name: predict_logits(net, ctx.parts[name], device=device)
               for name in ("forget", "test", "retain")}
     cache_mod.check_finite(logits, what)
@@ -203,7 +203,7 @@ def train_one(ctx: Context, kind: str, seed: int, device: torch.device,
 
 def train_fused(ctx: Context, job: Job, device: torch.device) -> list[dict]:
     """Train len(seeds) models together (:mod:`unlearnkit.fused_training`) and cache each."""
-    from .fused_training import predict_logits_many, train_many
+    from ..fused_training import predict_logits_many, train_many
 
     b, data = ctx.bench, _train_data(ctx, job.kind)
     _sync(device)
@@ -254,7 +254,7 @@ def warm_up_method(ctx: Context, job: Job, net: torch.nn.Module, device: torch.d
     Fresh loaders follow, so the
     timed run is exactly the run it would have been.
     """
-    from .methods import run_method
+    from ..methods import run_method
 
     key = (job.method, stable_hash(job.config.to_dict()))
     if key in _WARMED:
@@ -266,7 +266,7 @@ def warm_up_method(ctx: Context, job: Job, net: torch.nn.Module, device: torch.d
 
 def method_run(ctx: Context, job: Job, device: torch.device) -> dict:
     """One unlearning run from the original model; outputs cached, weights if asked."""
-    from .methods import run_method
+    from ..methods import run_method
 
     seed, cfg = job.seeds[0], job.config
     net = load_original(ctx, device)

@@ -1,13 +1,13 @@
 """The local evaluation: score a method with the competition's metric, on local data.
 
 Pipeline (every model's outputs cached under ``<cache>/<benchmark key>/``,
-:mod:`unlearnkit.context`):
+:mod:`unlearnkit.harness.context`):
 
 1. split (saved) -> 2. original model trained on retain + forget (weights kept) ->
 3. N reference models retrained on retain only, one seed each -> 4. N runs of the
 method from the original, one seed each -> 5. logits of every model on forget and
 test, predictions on retain -> 6. scores, intervals and the time rule, from the scoring
-core (:mod:`unlearnkit.scoring_core`), which every scoring command shares.
+core (:mod:`unlearnkit.harness.scoring_core`), which every scoring command shares.
 
 Two oracles are always scored against the same references: ``retrain`` (N more
 retrained models: the practical ceiling, the metric's noise floor) and ``original``
@@ -15,13 +15,13 @@ retrained models: the practical ceiling, the metric's noise floor) and ``origina
 0..N-1 and the retrain oracle seeds N..2N-1 of the same cache folder, so a larger N
 reuses a smaller one's models and two methods on one benchmark share them all.
 
-Each model is an independent job (:mod:`unlearnkit.jobs`) run by an executor
-(:mod:`unlearnkit.executor`). :func:`local_eval` and :func:`evaluate_states` return an
+Each model is an independent job (:mod:`unlearnkit.harness.jobs`) run by an executor
+(:mod:`unlearnkit.harness.executor`). :func:`local_eval` and :func:`evaluate_states` return an
 :class:`EvalResult`, which :mod:`unlearnkit.report` writes out.
 
 Every check that needs no data (N, the methods, their hyperparameters, the scenario,
 the plan) runs in :func:`check_request` before the first training. Times are honest:
-each job runs with one thread (:data:`unlearnkit.jobs.JOB_THREADS`), and the time rule
+each job runs with one thread (:data:`unlearnkit.harness.jobs.JOB_THREADS`), and the time rule
 reads only runs that ran alone (reference 0 always; with ``--workers`` > 1 one method
 run is run alone first), see ``summary['timing']``.
 """
@@ -35,17 +35,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from ..atomic import atomic_path
+from ..benchmarks import Benchmark, scenario_kind
+from ..metrics.model_sets import Outputs
+from ..paths import cache_root
+from ..report import EvalResult
 from . import cache as cache_mod
 from . import jobs
-from .atomic import atomic_path
-from .benchmarks import Benchmark, scenario_kind
-from .cache import Outputs
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, bench_json, prepare
-from .data.splits import Split
 from .executor import LocalExecutor
-from .metrics.model_sets import Scored
 from .scoring_core import (
     ORIGINAL_ORACLE,
     RETRAIN_ORACLE,
@@ -73,7 +71,7 @@ class Plan:
     keep_models: bool = False
     progress: bool = True
     executor: object = field(default=None, repr=False)  # an executor object (tests, tools)
-    engine: str = "process"  # process | ray (unlearnkit.ray_executor, imported only then)
+    engine: str = "process"  # process | ray (unlearnkit.harness.ray_executor, imported only then)
     address: str | None = None  # the Ray cluster to join (None: a local instance)
     gpus_per_job: float | None = None  # a one-model CUDA job's share of a GPU under Ray
 
@@ -85,22 +83,6 @@ class Plan:
 
             return RayExecutor(self.address, gpus_per_job=self.gpus_per_job)
         return LocalExecutor(self.workers)
-
-
-@dataclass
-class EvalResult:
-    """What an evaluation found: the JSON-ready numbers and the scored sets behind them."""
-
-    summary: dict  # what report.json holds
-    split: Split
-    ref_confs: np.ndarray  # [N, S] the references' confidences on forget
-    oracle_retrain: Scored
-    oracle_original: Scored
-    method: Scored | None = None  # None while unscored (its runs failed)
-
-    def to_json(self) -> dict:
-        """The numbers alone (a copy), ready for ``json.dump``."""
-        return dict(self.summary)
 
 
 # ---------------------------------------------------------------- jobs
@@ -139,8 +121,8 @@ def check_request(bench: Benchmark, methods: list[str], overrides: dict | None =
     each method's resolved config (:func:`unlearnkit.method_settings.method_settings`):
     defaults, its YAML, the benchmark's overrides, then ``overrides`` (for every method)
     and ``per_method[name]``."""
-    from .method_settings import method_settings
-    from .methods import check_serves
+    from ..method_settings import method_settings
+    from ..methods import check_serves
 
     check_models(bench.num_models, "N")
     kind = scenario_kind(bench.scenario)
@@ -154,7 +136,7 @@ def check_request(bench: Benchmark, methods: list[str], overrides: dict | None =
 
 
 def _job(ctx: Context, plan: Plan, kind: str, seeds, **extra) -> jobs.Job:
-    return jobs.Job(bench_json(ctx.bench), str(cache_mod.cache_root(plan.cache_dir)),
+    return jobs.Job(bench_json(ctx.bench), str(cache_root(plan.cache_dir)),
                     plan.data_root, plan.device, kind, tuple(seeds),
                     fingerprint=ctx.fingerprint, **extra)
 
@@ -356,7 +338,7 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
     """
     import torch
 
-    from .models import build_model, load_state
+    from ..models import build_model, load_state
 
     check_models(len(states), "the number of checkpoints")
     bench = dataclasses.replace(bench, num_models=len(states))

@@ -18,29 +18,14 @@ import json
 import os
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, file_lock
+from ..atomic import atomic_path, file_lock
+from ..metrics.model_sets import Outputs
 
 REQUIRED = ("forget_logits", "test_logits", "retain_pred")
-
-
-def cache_root(root: str | os.PathLike | None = None) -> Path:
-    """``root``, else ``$UNLEARNKIT_CACHE``, else ``data/cache`` under the working folder."""
-    return Path(root or os.environ.get("UNLEARNKIT_CACHE") or Path.cwd() / "data" / "cache")
-
-
-@dataclass
-class Outputs:
-    """What scoring needs from one model."""
-
-    forget_logits: np.ndarray  # [S, C] float32
-    test_logits: np.ndarray  # [T, C] float32
-    retain_pred: np.ndarray  # [R] int16 predicted labels
-    meta: dict  # seconds, seed, ...
 
 
 class NonFinite(ValueError):
