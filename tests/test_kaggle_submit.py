@@ -159,3 +159,18 @@ def test_names_and_status_parsing():
     assert sub.parse_status('a/b has status "KernelWorkerStatus.CANCEL_ACKNOWLEDGED"') == \
         "cancel_acknowledged"
     assert sub.parse_status("nonsense") is None
+
+
+def test_a_kernel_folder_the_kit_did_not_make_is_refused_and_kept(fake_kaggle, capsys):
+    folder = fake_kaggle["dir"]
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    assert _submit(fake_kaggle) == 2
+    assert "--dir" in capsys.readouterr().err
+    assert not any(c[:2] == ["kernels", "push"] for c in fake_kaggle["calls"]()), "nothing pushed"
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_the_kits_own_kernel_folder_is_reused(fake_kaggle):
+    assert _submit(fake_kaggle) == 0
+    assert _submit(fake_kaggle) == 0, "a second submit reuses the folder the first one made"

@@ -252,3 +252,26 @@ def test_mock_competition_overwrites_only_a_mock(tmp_path, capsys):
     refused(capsys, ["mock-competition", "--out", str(mine), "--overwrite", "--epochs", "1"],
             "not a mock competition", "mock.json")
     assert (mine / "thesis.tex").is_file()
+
+
+def test_kaggle_local_refuses_a_folder_it_did_not_make_before_any_work(tmp_path, capsys,
+                                                                       monkeypatch):
+    from unlearnkit.kaggle import mock
+
+    monkeypatch.setattr(mock, "make_mock_competition",
+                        lambda *a, **k: pytest.fail("a mock was written"))
+    mine = users_folder(tmp_path / "mine")
+    refused(capsys, ["kaggle-local", "--out", str(mine), "--quiet"], "--out", "not a folder "
+            "unlearnkit made")
+    assert (mine / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_work_folder_the_kit_marked_is_accepted_whatever_it_holds(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    paths.mark_output(folder, "kaggle-local")
+    (folder / "input").mkdir()
+    (folder / "input" / "retain.csv").write_text("written by the kit's mock")
+    assert paths.check_work_dir(folder) == folder.resolve()
+    with pytest.raises(ValueError, match="is a file"):
+        paths.check_work_dir(folder / "input" / "retain.csv")

@@ -148,6 +148,24 @@ def check_out_dir(out, *, option: str = "--out", keep_away: dict | None = None) 
     return path
 
 
+def check_work_dir(out, *, option: str = "--out", keep_away: dict | None = None) -> Path:
+    """A working folder the kit fills over several steps and reuses (kaggle-local's mock,
+    a kernel folder): new, empty, or one the kit marked as its own (any content then, since
+    the kit made it); never the working folder, the cache or the data."""
+    path = _resolved(out)
+    if path.is_dir() and any(path.iterdir()) and _listed(path / MARKER) is None:
+        raise ValueError(f"{option} {out} already holds files and is not a folder unlearnkit "
+                         f"made; give a new folder, e.g. {option} runs/NAME, or move it away")
+    if not path.is_dir() or _listed(path / MARKER) is None:
+        return check_out_dir(out, option=option, keep_away=keep_away)
+    for what, other in {"the working folder": Path.cwd().resolve(), **(keep_away or {})}.items():
+        rel = other is not None and _relation(path, _resolved(other))
+        if rel and (rel != "sits inside" or what != "the working folder"):
+            raise ValueError(f"{option} {out} {rel} {what} ({other}); give a new folder, "
+                             f"e.g. {option} runs/NAME")
+    return path
+
+
 def check_out_file(out, *, option: str = "--out", keep=None) -> Path:
     """An output file: refused when it is a folder, when it exists and ``keep(path)``
     (what the kit may replace) says no, or when its folder cannot be written."""

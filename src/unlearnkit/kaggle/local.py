@@ -86,11 +86,14 @@ def kaggle_local(out: str | os.PathLike, *, source: str = "digits", root=None,
                  hyperparameters: dict | None = None, device: str | None = None,
                  progress: bool = True) -> dict:
     """Mock data in ``out/input``, the notebook run on it, and the submission's score."""
+    from ..paths import check_work_dir, mark_output
     from .mock import make_mock_competition
     from .notebook import build_notebook
     from .score import score_submission
 
-    out = Path(out).resolve()
+    out = check_work_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    mark_output(out, "kaggle-local")  # the kit's working folder from here on: reruns reuse it
     times = {}
     start = time.time()
     mock_file = out / "input" / "mock.json"
@@ -112,4 +115,5 @@ def kaggle_local(out: str | os.PathLike, *, source: str = "digits", root=None,
     times["score_s"] = time.time() - start
     report["kaggle_local"] = {"checkpoints": checkpoints, "source": source, **times}
     write_json(out / "report.json", {k: v for k, v in report.items() if not k.startswith("_")})
+    mark_output(out, "kaggle-local")
     return report

@@ -166,11 +166,15 @@ def check_names(slug: str, title: str) -> None:
 def prepare_folder(opts: SubmitOptions, user: str, method: str | None,
                    hyperparameters: dict | None) -> Path:
     """Build the notebook into the kernel folder and write its metadata; return the folder."""
+    from ..paths import check_work_dir, mark_output
     from .notebook import build_notebook, repo_root
 
     title = opts.title or opts.slug.replace("-", " ")
     check_names(opts.slug, title)
-    folder = Path(opts.folder) if opts.folder else repo_root() / "submissions" / opts.slug
+    folder = check_work_dir(opts.folder or repo_root() / "submissions" / opts.slug,
+                            option="--dir")
+    folder.mkdir(parents=True, exist_ok=True)
+    mark_output(folder, "submit")
     code_file = f"{opts.slug}.ipynb"
     build_notebook(out=folder / code_file, method=method, hyperparameters=hyperparameters)
     write_json(folder / "kernel-metadata.json",
