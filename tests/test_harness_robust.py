@@ -26,7 +26,7 @@ from unlearnkit.benchmarks import benchmark_from_dict, load_benchmark
 from unlearnkit.cli import main
 from unlearnkit.data.sources import get_source
 from unlearnkit.harness import cache as cache_mod
-from unlearnkit.harness import context, jobs
+from unlearnkit.harness import context, executor, jobs
 from unlearnkit.methods import _REGISTRY
 from unlearnkit.paths import mark_output
 
@@ -88,10 +88,20 @@ class Counter:
 # ---------------------------------------------------------------- --workers
 
 
-def test_workers_2_gives_the_same_models_and_score(built, tmp_path):
+def test_workers_2_gives_the_same_models_and_score(built, tmp_path, monkeypatch):
     """Every job runs with one thread: --workers 2 on a fresh cache rebuilds every entry
-    bit for bit, and the score is the same; the time rule reads only runs timed alone."""
+    bit for bit, and the score is the same; the time rule reads only runs timed alone.
+    The command starts its 2 worker processes once, for every stage."""
+    started = []
+
+    class Counted(executor._Worker):
+        def __init__(self, ctx):
+            started.append(1)
+            super().__init__(ctx)
+
+    monkeypatch.setattr(executor, "_Worker", Counted)
     assert run_cli(built / "tiny.yaml", tmp_path, "--workers", "2") == 0
+    assert len(started) == 2
     assert_same_entries(built / "cache", tmp_path / "cache")
     one, two = report(built / "run"), report(tmp_path / "run")
     assert two["score"] == one["score"] and two["forget_quality"] == one["forget_quality"]

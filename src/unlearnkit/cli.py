@@ -158,7 +158,7 @@ def config_overrides(method: str, path: str | None) -> dict:
 
 def cmd_local_eval(args) -> int:
     from .benchmarks import load_benchmark
-    from .harness.pipeline import check_plan, check_request, local_eval
+    from .harness.pipeline import check_plan, check_request, local_eval, one_pool
     from .method_settings import method_settings
     from .paths import check_paths
     from .report import side_by_side, terminal_table, verdict
@@ -180,26 +180,27 @@ def cmd_local_eval(args) -> int:
     for method in methods:  # every method, before the first training
         check_request(bench, [method], overrides[method])
     failed, summaries = 0, []
-    for method in methods:
-        result = local_eval(bench, method, overrides[method], plan)
-        result.summary["settings"] = settings[method].trace()  # each value and its layer
-        summaries.append(result.summary)
-        plan.fresh = False  # rebuild once, then share
-        out = write_run(result, outs[method])
-        s = result.summary
-        print(f"\n{s['method']} on {bench.name}, N = {s['num_models']}:")
-        print(terminal_table(s))
-        if s.get("error"):
-            failed += 1
-            print(f"FAILED: {s['error']}", file=sys.stderr)
-        else:
-            print("\n".join(verdict(s)))
-            print(f"run time {100 * s['time_fraction_of_retrain']:.1f}% of a retrain"
-                  + ("  (over the 20% rule)" if s["over_time_rule"] else ""))
-        if out.name.endswith(".failed"):
-            print(f"the previous run in {out.with_name(out.name[:-len('.failed')])} is left as "
-                  "it was", file=sys.stderr)
-        print(f"report: {out / 'report.md'}")
+    with one_pool(plan) as plan:  # one set of worker processes for every method
+        for method in methods:
+            result = local_eval(bench, method, overrides[method], plan)
+            result.summary["settings"] = settings[method].trace()  # each value and its layer
+            summaries.append(result.summary)
+            plan.fresh = False  # rebuild once, then share
+            out = write_run(result, outs[method])
+            s = result.summary
+            print(f"\n{s['method']} on {bench.name}, N = {s['num_models']}:")
+            print(terminal_table(s))
+            if s.get("error"):
+                failed += 1
+                print(f"FAILED: {s['error']}", file=sys.stderr)
+            else:
+                print("\n".join(verdict(s)))
+                print(f"run time {100 * s['time_fraction_of_retrain']:.1f}% of a retrain"
+                      + ("  (over the 20% rule)" if s["over_time_rule"] else ""))
+            if out.name.endswith(".failed"):
+                print(f"the previous run in {out.with_name(out.name[:-len('.failed')])} is left as "
+                      "it was", file=sys.stderr)
+            print(f"report: {out / 'report.md'}")
     if len(summaries) > 1:
         print(f"\nside by side on {bench.name}, N = {bench.num_models} (95% intervals):")
         print(side_by_side(summaries))

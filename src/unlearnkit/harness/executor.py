@@ -11,6 +11,11 @@ does not depend on how many jobs run at once. On Ctrl-C (or when the caller stop
 reading results) the pending jobs are cancelled and the workers terminated at once
 (:data:`STOP_SECONDS` at most): a worker removes the temporary file it was writing and
 exits, so the cache holds only complete entries.
+
+A command's stages (the original oracle, the references, the retrain oracle, each
+method's runs) can share one :class:`WorkerPool`: its processes are started once (each
+imports torch and prepares its benchmark once) and run the jobs of every stage, rather
+than a fresh set of workers per stage.
 """
 
 from __future__ import annotations
@@ -82,13 +87,64 @@ def _call(fn: Callable, job) -> JobResult:
         _in_job = False
 
 
-class LocalExecutor:
-    """``workers`` processes on this machine (1 = inline, in this process)."""
+class WorkerPool:
+    """Worker processes kept for a whole command, started when first needed.
 
-    def __init__(self, workers: int = 1):
+    Close it (or use it as a context manager) when the command ends; a map that did not
+    finish (Ctrl-C, an error) terminates its workers, and the next map starts fresh ones.
+    """
+
+    def __init__(self):
+        self.workers: list[_Worker] = []
+        self.closed = False
+        self._ctx = mp.get_context("spawn")
+
+    def take(self, n: int) -> list[_Worker]:
+        """``n`` idle workers (started here when the pool has fewer)."""
+        if self.closed:
+            raise RuntimeError("this worker pool is closed: its command has ended")
+        for w in [w for w in self.workers if not w.proc.is_alive()]:  # died while idle
+            w.close()
+            self.workers.remove(w)
+        with _children_ignore_sigint():
+            while len(self.workers) < n:
+                self.workers.append(_Worker(self._ctx))
+        return self.workers[:n]
+
+    def replace(self, dead: _Worker) -> _Worker:
+        """A fresh worker in place of ``dead`` (which died running a job)."""
+        dead.close()
+        with _children_ignore_sigint():
+            fresh = _Worker(self._ctx)
+        self.workers[self.workers.index(dead)] = fresh
+        return fresh
+
+    def stop(self, graceful: bool = True) -> None:
+        """End every worker (asked to when ``graceful``, else terminated at once)."""
+        workers, self.workers = self.workers, []
+        stop_workers(workers, graceful=graceful)
+
+    def close(self, graceful: bool = True) -> None:
+        """End every worker, and refuse to start more."""
+        self.stop(graceful)
+        self.closed = True
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        self.close(graceful=exc_type is None)
+
+
+class LocalExecutor:
+    """``workers`` processes on this machine (1 = inline, in this process), taken from
+    ``pool`` when given (kept after the map), else started for each map."""
+
+    def __init__(self, workers: int = 1, pool: WorkerPool | None = None):
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}; give 1 to run inline")
         self.workers = workers
+        self.pool = pool
 
     def map(self, fn: Callable, jobs: Iterable, desc: str = "jobs",
             progress: bool = True) -> Iterator[JobResult]:
@@ -108,15 +164,13 @@ class LocalExecutor:
     def _map_processes(self, fn, jobs, bar) -> Iterator[JobResult]:
         """Each worker is a spawned process fed one job at a time through a pipe (pipes,
         unlike queues, leave no semaphores behind when a worker is terminated)."""
-        ctx = mp.get_context("spawn")
+        pool = self.pool or WorkerPool()
         queue = list(reversed(jobs))  # pop() takes the first job
-        workers: list[_Worker] = []
         finished = False
         try:
-            with _children_ignore_sigint():
-                workers = [_Worker(ctx, fn) for _ in range(min(self.workers, len(jobs)))]
+            workers = list(pool.take(min(self.workers, len(jobs))))
             for w in workers:
-                w.give(queue.pop())
+                w.give(fn, queue.pop())
             while any(w.job is not None for w in workers):
                 busy = {w.conn: w for w in workers if w.job is not None}
                 busy.update({w.proc.sentinel: w for w in workers if w.job is not None})
@@ -128,29 +182,30 @@ class LocalExecutor:
                     bar.update()
                     yield res
                     if not w.proc.is_alive():  # it died: a fresh one takes its place
-                        w.close()
-                        with _children_ignore_sigint():
-                            w = workers[workers.index(w)] = _Worker(ctx, fn)
+                        w = workers[workers.index(w)] = pool.replace(w)
                     if queue:
-                        w.give(queue.pop())
+                        w.give(fn, queue.pop())
             finished = True
         finally:
-            stop_workers(workers, graceful=finished)
+            if self.pool is None:
+                pool.close(graceful=finished)
+            elif not finished:  # a shared pool outlives a finished map, not a broken one
+                pool.stop(graceful=False)
 
 
 class _Worker:
     """One worker process and the pipe that feeds it jobs."""
 
-    def __init__(self, ctx, fn: Callable):
+    def __init__(self, ctx):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, fn), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
         self.proc.start()
         child.close()
         self.job = None
 
-    def give(self, job) -> None:
+    def give(self, fn: Callable, job) -> None:
         self.job = job
-        self.conn.send(job)
+        self.conn.send((fn, job))
 
     def take(self) -> JobResult:
         """The current job's result (an error when the worker died running it)."""
@@ -166,17 +221,17 @@ class _Worker:
         self.conn.close()
 
 
-def _worker_main(conn, fn: Callable) -> None:
+def _worker_main(conn) -> None:
     _init_worker()
     while True:
         try:
-            job = conn.recv()
+            task = conn.recv()
         except EOFError:  # the main process is gone
             return
-        if job is None:  # done: skip the interpreter's teardown (a second with torch)
+        if task is None:  # done: skip the interpreter's teardown (a second with torch)
             conn.close()
             os._exit(0)
-        conn.send(_call(fn, job))
+        conn.send(_call(*task))
 
 
 def stop_workers(workers: list[_Worker], graceful: bool = False,

@@ -15,7 +15,14 @@ import time
 from dataclasses import dataclass, field
 
 from ..benchmarks import Benchmark, scenario_kind
-from .pipeline import Plan, ensure_runs, load_entries, prepare_references, split_summary
+from .pipeline import (
+    Plan,
+    ensure_runs,
+    load_entries,
+    one_pool,
+    prepare_references,
+    split_summary,
+)
 from .scoring_core import (
     ORIGINAL_ORACLE,
     RETRAIN_ORACLE,
@@ -74,15 +81,16 @@ def run_leaderboard(bench: Benchmark, plan: Plan, methods: list[str] | None = No
     if baseline is not None and baseline not in configs:
         raise ValueError(f"--baseline {baseline!r} is not on this leaderboard (methods: "
                          f"{', '.join(configs)}); add it to --methods or pick one of those")
-    ctx, sets = prepare_references(bench, plan)
-    n = bench.num_models
-    runs, errors = {}, {}
-    for name, cfg in configs.items():
-        failed = ensure_runs(ctx, plan, name, cfg, list(range(n)))
-        if failed:
-            errors[name] = f"{len(failed)} of {n} runs failed; first: {failed[0]}"
-        else:
-            runs[name] = load_entries([ctx.run_path(name, cfg.to_dict(), s) for s in range(n)])
+    with one_pool(plan) as plan:
+        ctx, sets = prepare_references(bench, plan)
+        n = bench.num_models
+        runs, errors = {}, {}
+        for name, cfg in configs.items():
+            failed = ensure_runs(ctx, plan, name, cfg, list(range(n)))
+            if failed:
+                errors[name] = f"{len(failed)} of {n} runs failed; first: {failed[0]}"
+            else:
+                runs[name] = load_entries([ctx.run_path(name, cfg.to_dict(), s) for s in range(n)])
     refs = References(ctx, sets["refs"])
     scores = score_sets(refs, {RETRAIN_ORACLE: sets["retrain"],
                                ORIGINAL_ORACLE: sets["original"], **runs},

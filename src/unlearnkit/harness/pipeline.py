@@ -28,10 +28,12 @@ run is run alone first), see ``summary['timing']``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +45,7 @@ from ..report import EvalResult
 from . import cache as cache_mod
 from . import jobs
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, bench_json, prepare
-from .executor import LocalExecutor
+from .executor import LocalExecutor, WorkerPool
 from .scoring_core import (
     ORIGINAL_ORACLE,
     RETRAIN_ORACLE,
@@ -74,6 +76,7 @@ class Plan:
     engine: str = "process"  # process | ray (unlearnkit.harness.ray_executor, imported only then)
     address: str | None = None  # the Ray cluster to join (None: a local instance)
     gpus_per_job: float | None = None  # a one-model CUDA job's share of a GPU under Ray
+    pool: WorkerPool | None = field(default=None, repr=False, compare=False)  # one_pool's
 
     def make_executor(self):
         if self.executor is not None:
@@ -82,7 +85,21 @@ class Plan:
             from .ray_executor import RayExecutor
 
             return RayExecutor(self.address, gpus_per_job=self.gpus_per_job)
-        return LocalExecutor(self.workers)
+        return LocalExecutor(self.workers, self.pool)
+
+
+@contextlib.contextmanager
+def one_pool(plan: Plan) -> Iterator[Plan]:
+    """``plan`` with one pool of worker processes for the whole command: each worker
+    imports torch and prepares the benchmark once, then runs the jobs of every stage
+    (oracles, references, each method's runs). ``plan`` itself when it has a pool
+    already, runs inline (one worker), or runs on Ray or a given executor."""
+    if plan.pool is not None or plan.workers == 1 or plan.engine != "process" \
+            or plan.executor is not None:
+        yield plan
+        return
+    with WorkerPool() as pool:
+        yield dataclasses.replace(plan, pool=pool)
 
 
 # ---------------------------------------------------------------- jobs
@@ -316,14 +333,16 @@ def local_eval(bench: Benchmark, method: str, overrides: dict | None, plan: Plan
     check_plan(plan)
     cfg = check_request(bench, [method], overrides)[method]
     hp = cfg.to_dict()
-    ctx, sets = prepare_references(bench, plan)
-    n = bench.num_models
-    errors = ensure_runs(ctx, plan, method, cfg, list(range(n)))
-    runs = None if errors else load_entries([ctx.run_path(method, hp, s) for s in range(n)])
-    result = evaluate(ctx, sets, method, hp, runs, plan.workers)
-    result.summary["errors"] = errors
-    if errors:
-        result.summary["error"] = f"{method}: {len(errors)} of {n} runs failed; first: {errors[0]}"
+    with one_pool(plan) as plan:
+        ctx, sets = prepare_references(bench, plan)
+        n = bench.num_models
+        errors = ensure_runs(ctx, plan, method, cfg, list(range(n)))
+        runs = None if errors else load_entries([ctx.run_path(method, hp, s) for s in range(n)])
+        result = evaluate(ctx, sets, method, hp, runs, plan.workers)
+        result.summary["errors"] = errors
+        if errors:
+            result.summary["error"] = (f"{method}: {len(errors)} of {n} runs failed; "
+                                       f"first: {errors[0]}")
     result.summary["wall_seconds"] = time.time() - started
     return result
 
@@ -342,18 +361,19 @@ def evaluate_states(bench: Benchmark, states: list[dict], plan: Plan, label: str
 
     check_models(len(states), "the number of checkpoints")
     bench = dataclasses.replace(bench, num_models=len(states))
-    ctx = prepare_context(bench, plan)
-    names = getattr(states, "members", None) or [f"checkpoint {i}" for i in range(len(states))]
-    runs = []
-    for i, state in enumerate(states):
-        net = load_state(build_model(bench.model, ctx.source.num_classes), state,
-                         source=names[i]).to(plan.device)
-        with jobs.pinned_threads():  # the same outputs as a job's, whatever the machine
-            runs.append(jobs.model_outputs(net, ctx, torch.device(plan.device),
-                                           {"kind": label, "seed": i, "seconds": float("nan")},
-                                           what=names[i]))
-    sets = ensure_references(ctx, plan)
-    return evaluate(ctx, sets, label, {}, runs, plan.workers)  # submissions: seconds NaN
+    with one_pool(plan) as plan:
+        ctx = prepare_context(bench, plan)
+        names = getattr(states, "members", None) or [f"checkpoint {i}" for i in range(len(states))]
+        runs = []
+        for i, state in enumerate(states):
+            net = load_state(build_model(bench.model, ctx.source.num_classes), state,
+                             source=names[i]).to(plan.device)
+            with jobs.pinned_threads():  # the same outputs as a job's, whatever the machine
+                runs.append(jobs.model_outputs(net, ctx, torch.device(plan.device),
+                                               {"kind": label, "seed": i, "seconds": float("nan")},
+                                               what=names[i]))
+        sets = ensure_references(ctx, plan)
+        return evaluate(ctx, sets, label, {}, runs, plan.workers)  # submissions: seconds NaN
 
 
 def evaluate(ctx: Context, sets: dict, label: str, hp: dict, runs: list[Outputs] | None,

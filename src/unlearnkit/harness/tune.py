@@ -41,6 +41,7 @@ from .pipeline import (
     ensure_runs,
     load_entries,
     note,
+    one_pool,
     prepare_references,
 )
 from .scoring_core import TIME_RULE, References, score_sets, seconds_per_run
@@ -402,30 +403,31 @@ def run_tune(req: TuneRequest, plan: Plan) -> dict:
     if have < 2 * n:
         note(f"the references are not cached yet ({have} of {2 * n} retrained models, plus "
              f"the original and its {n} oracle models): building them first, once")
-    ctx, sets = prepare_references(req.bench, plan)
-    refs = References(ctx, sets["refs"])
-    quiet = dataclasses.replace(plan, progress=False)
-    objective = Objective(req, ctx, refs, quiet, space)
-    enqueue_defaults(study, tune_space.default_point(defaults, space))  # the score before
-    ran = optimize(study, objective, req, plan.progress)
-    best = best_trial(study)
-    summary = {
-        "benchmark": req.bench.name, "method": req.method, "num_models": n,
-        "study": req.study_name, "storage": url, "seed": req.seed,
-        "time_fraction": req.time_fraction, "retrain_seconds": refs.retrain_seconds,
-        "space": {k: v.describe() for k, v in space.items()}, "fixed": req.fixed,
-        "defaults": _public(defaults.to_dict()), "trials": trial_counts(study, ran),
-        "best": None, "study_obj": study,
-    }
-    if best is not None:
-        tuned = objective.config(best.user_attrs.get("config", best.params))
-        summary["best"] = {"number": best.number, "value": best.value,
-                           "settings": best.user_attrs.get("config", best.params),
-                           "hyperparameters": _public(tuned.to_dict()),
-                           "seconds_per_run": best.user_attrs.get("seconds_per_run"),
-                           "time_fraction_of_retrain": best.user_attrs.get(
-                               "time_fraction_of_retrain")}
-        summary["rescored"] = rescore(req, ctx, sets, plan, tuned, defaults)
+    with one_pool(plan) as plan:
+        ctx, sets = prepare_references(req.bench, plan)
+        refs = References(ctx, sets["refs"])
+        quiet = dataclasses.replace(plan, progress=False)
+        objective = Objective(req, ctx, refs, quiet, space)
+        enqueue_defaults(study, tune_space.default_point(defaults, space))  # the score before
+        ran = optimize(study, objective, req, plan.progress)
+        best = best_trial(study)
+        summary = {
+            "benchmark": req.bench.name, "method": req.method, "num_models": n,
+            "study": req.study_name, "storage": url, "seed": req.seed,
+            "time_fraction": req.time_fraction, "retrain_seconds": refs.retrain_seconds,
+            "space": {k: v.describe() for k, v in space.items()}, "fixed": req.fixed,
+            "defaults": _public(defaults.to_dict()), "trials": trial_counts(study, ran),
+            "best": None, "study_obj": study,
+        }
+        if best is not None:
+            tuned = objective.config(best.user_attrs.get("config", best.params))
+            summary["best"] = {"number": best.number, "value": best.value,
+                               "settings": best.user_attrs.get("config", best.params),
+                               "hyperparameters": _public(tuned.to_dict()),
+                               "seconds_per_run": best.user_attrs.get("seconds_per_run"),
+                               "time_fraction_of_retrain": best.user_attrs.get(
+                                   "time_fraction_of_retrain")}
+            summary["rescored"] = rescore(req, ctx, sets, plan, tuned, defaults)
     summary["wall_seconds"] = time.time() - started
     return summary
 
