@@ -28,7 +28,7 @@ from unlearnkit.harness.context import RETRAIN, prepare
 from unlearnkit.methods import resolve_config
 
 TINY = tiny_bench(4)
-N = 2  # models per side in the pipeline tests: 7 small trainings and 2 method runs
+N = 4  # models per side in the pipeline tests (the minimum N): 13 small trainings, 4 runs
 METHOD = "finetune"
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
