@@ -15,6 +15,16 @@ def mock_dir(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def copy_of(mock_dir, tmp_path):
+    """A private copy of the shared mock competition, free to break."""
+    import shutil
+
+    dst = tmp_path / "input"
+    shutil.copytree(mock_dir, dst)
+    return dst
+
+
 @pytest.fixture(scope="session")
 def built_notebook(tmp_path_factory):
     """The submission notebook built afresh from its source (it is not committed)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import math
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -34,13 +33,6 @@ def fails(capsys, argv: list[str]) -> str:
     assert err.startswith("error: ") and "\n" not in err, err
     return err
 
-
-@pytest.fixture
-def copy_of(mock_dir, tmp_path):
-    """A private copy of the shared mock competition, free to break."""
-    dst = tmp_path / "input"
-    shutil.copytree(mock_dir, dst)
-    return dst
 
 
 def set_cell(folder: Path, split: str, row: int, column: str, value) -> str:

@@ -8,32 +8,12 @@ the real command line, before any training.
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pytest
 import torch
 import yaml
+from cli_checks import refused
 from tiny_bench import tiny_bench
-
-from unlearnkit.cli import main
-
-
-def refused(capsys, argv: list[str], *words: str) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
-    return err
-
-
-@pytest.fixture
-def copy_of(mock_dir, tmp_path):
-    dst = tmp_path / "input"
-    shutil.copytree(mock_dir, dst)
-    return dst
 
 
 def edit(folder, split: str, change) -> None:

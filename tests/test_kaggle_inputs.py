@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 
 import numpy as np
@@ -25,13 +24,6 @@ def mock_dir(tmp_path_factory):
     make_mock_competition(out, "digits", epochs=0, imbalance=0.5, progress=False)
     return out
 
-
-@pytest.fixture
-def copy_of(mock_dir, tmp_path):
-    """A private copy of the mock, free to break."""
-    dst = tmp_path / "input"
-    shutil.copytree(mock_dir, dst)
-    return dst
 
 
 def test_mock_is_competition_like(mock_dir):

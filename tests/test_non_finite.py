@@ -10,10 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-import yaml
-from tiny_bench import tiny_bench
+from tiny_bench import tiny_cli, write_tiny_bench
 
-from unlearnkit.cli import main
 from unlearnkit.harness import cache as cache_mod
 from unlearnkit.harness import jobs
 from unlearnkit.methods import _REGISTRY, MethodConfig, register_method
@@ -48,14 +46,10 @@ def diverging_method(monkeypatch):
 
 @pytest.fixture(scope="module")
 def bench_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bench") / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny_bench(4)))
-    return path
+    return write_tiny_bench(tmp_path_factory.mktemp("bench"))
 
 
-def _cli(command, bench_file, root, *extra):
-    return main([command, "--bench", str(bench_file), "--quiet", "--cache",
-                 str(root / "cache"), *extra])
+_cli = tiny_cli
 
 
 def _entries(root):

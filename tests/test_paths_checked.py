@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_checks import refused as cli_refused
 from tiny_bench import tiny_bench
 
 from unlearnkit import paths
@@ -33,16 +33,8 @@ def bench(tmp_path, monkeypatch):
 
 
 def refused(capsys, argv: list[str], *words: str) -> str:
-    """Run the CLI expecting exit 2, one ``error:`` line holding ``words``, in seconds."""
-    start = time.perf_counter()
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert time.perf_counter() - start < 10
-    assert code == 2, err
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
-    return err
+    """The CLI's one-line refusal, in seconds: before any work."""
+    return cli_refused(capsys, argv, *words, within=10)
 
 
 def local_eval(bench: Path, tmp_path: Path, *extra: str) -> list[str]:

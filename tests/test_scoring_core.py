@@ -8,10 +8,8 @@ import json
 
 import numpy as np
 import pytest
-import yaml
-from tiny_bench import tiny_bench
+from tiny_bench import tiny_cli, write_tiny_bench
 
-from unlearnkit.cli import main
 from unlearnkit.metrics import intervals
 
 
@@ -23,14 +21,10 @@ def small_bootstrap(monkeypatch):
 
 @pytest.fixture(scope="module")
 def bench_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bench") / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny_bench(4)))
-    return path
+    return write_tiny_bench(tmp_path_factory.mktemp("bench"))
 
 
-def _cli(command, bench_file, root, *extra):
-    return main([command, "--bench", str(bench_file), "--quiet", "--cache",
-                 str(root / "cache"), *extra])
+_cli = tiny_cli
 
 
 @pytest.mark.parametrize("command,extra", [

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from cli_checks import refused
 from tiny_bench import tiny_bench
 
 from unlearnkit.assignments import parse_value
 from unlearnkit.benchmarks import benchmark_from_dict
-from unlearnkit.cli import main
 from unlearnkit.harness import context
 from unlearnkit.harness.pipeline import check_request
 from unlearnkit.train import TrainConfig
@@ -22,15 +22,6 @@ from unlearnkit.train import TrainConfig
 def no_data(monkeypatch):
     monkeypatch.setattr(context, "get_source", lambda *a, **k: pytest.fail("data was read"))
 
-
-def refused(capsys, argv: list[str], *words: str) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
-    return err
 
 
 def local_eval(tmp_path, bench, *extra) -> list[str]:
