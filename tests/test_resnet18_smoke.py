@@ -13,10 +13,9 @@ import json
 import math
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
+from test_data_sources import make_image_folder
 
 from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.cli import main
@@ -28,14 +27,7 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 def fake_cifar(root, per_class=8):
     """A CIFAR-10 image folder with ``per_class`` random PNGs per class (and 1 in test)."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", per_class), ("test", 1)):
-        for c in CLASSES:
-            (root / split / c).mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / split / c / f"{i:04d}.png")
-    return root
+    return make_image_folder(root, classes=CLASSES, n_train=per_class, n_test=1)
 
 
 def shrunk_bench(tmp_path) -> str:
