@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 
 BENCH  ?= digits
-METHOD ?= bad_teacher
+METHOD ?=
 METHODS ?= bad_teacher,unsir,retrain_head_tuned
 COMPARE ?= bad_teacher,unsir,retrain_head_tuned,ssd,temperature_only
 ARGS   ?=
@@ -69,9 +69,9 @@ notebook: setup
 kaggle-local: setup
 	$(VENV)/bin/unlearnkit kaggle-local $(ARGS)
 
-## submit: push the notebook to Kaggle, wait for it, submit its submission.zip
+## submit: push the notebook to Kaggle, wait for it, submit its submission.zip (the notebook's METHOD unless METHOD=... is given)
 submit: setup
-	$(VENV)/bin/unlearnkit submit --method $(METHOD) $(ARGS)
+	$(VENV)/bin/unlearnkit submit $(if $(METHOD),--method $(METHOD)) $(ARGS)
 
 ## clean-cache: remove cached logits and models under data/cache
 clean-cache:

@@ -8,7 +8,7 @@
 
 # %%
 # The configuration: the only cell to edit (unlearnkit submission notebook; see below).
-METHOD = "bad_teacher"  # a registered method serving sample-level forgetting
+METHOD = "retrain_head_tuned"  # the kit's best on the competition's network (docs/leaderboards.md)
 HYPERPARAMETERS = {}  # overrides of the method's published defaults, e.g. {"lr": 1e-4}
 # a mixture splits the checkpoints between methods (checkpoint i runs one, by share), e.g.
 # METHOD, HYPERPARAMETERS = "mixture", {"shares": {"reinit_lowgrad": 0.5, "perturb_finetune": 0.5}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 
@@ -39,7 +40,8 @@ def test_a_missing_csv_stops_before_any_run(mock_dir, tmp_path, built_notebook):
 def test_an_unknown_method_in_the_edited_cell_stops_at_once(mock_dir, tmp_path,
                                                            built_notebook):
     nb = nbformat.read(str(built_notebook), as_version=4)
-    nb.cells[0].source = nb.cells[0].source.replace('METHOD = "bad_teacher"', 'METHOD = "nope"')
+    nb.cells[0].source = re.sub(r'^METHOD = "[^"]+"', 'METHOD = "nope"', nb.cells[0].source,
+                                flags=re.M)
     path = tmp_path / "edited.ipynb"
     path.write_text(json.dumps(nb))
     env = notebook_env(mock_dir, tmp_path / "work", tmp_path / "out", 3)

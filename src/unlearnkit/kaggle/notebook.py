@@ -202,8 +202,11 @@ def check_numbers(code: str, **given) -> None:
 
 def _default_method() -> str:
     """The METHOD written in the notebook source."""
-    m = re.search(r'^METHOD = "([^"]+)"', default_source().read_text(), re.M)
-    return m.group(1) if m else "bad_teacher"
+    source = default_source()
+    m = re.search(r'^METHOD = "([^"]+)"', source.read_text(), re.M)
+    if not m:
+        raise ValueError(f"{source} has no line 'METHOD = \"<name>\"' in its configuration cell")
+    return m.group(1)
 
 
 # --- the notebook -------------------------------------------------------------------
