@@ -13,8 +13,9 @@ from a bootstrap stream of its own) and prints:
 
     python scripts/kaggle_fidelity.py runs/leaderboard-cifar10-groups-resnet18/leaderboard.json
 
-``--alias NAME=ROW`` scores a solution by another row (e.g. one reading of an ambiguous
-write-up, kept on a board of its own under ``--out``).
+``--alias NAME=ROW`` scores a solution by another row; ``ROW@K`` is row ROW of the K-th
+board given (e.g. one reading of an ambiguous write-up, run on a board of its own:
+``--alias perturb_finetune=perturb_finetune@2``).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ PRIVATE_ORDER = ["contrastive_forget", "reinit_lowgrad", "perturb_finetune", "pr
 
 
 def load_rows(paths: list[str]) -> tuple[dict, dict]:
-    """(rows by name from every board, the first board's header); boards must agree."""
+    """(rows by name, the first board's first; by ``name@K`` for board K; the first
+    board's header); boards must agree on benchmark and N."""
     rows, head = {}, None
-    for path in paths:
+    for k, path in enumerate(paths, start=1):
         lb = json.loads(Path(path).read_text())
         key = (lb["benchmark"], lb["num_models"])
         if head is not None and key != (head["benchmark"], head["num_models"]):
@@ -43,6 +45,7 @@ def load_rows(paths: list[str]) -> tuple[dict, dict]:
         for row in lb["rows"]:
             if not row.get("error"):
                 rows.setdefault(row["name"], row)
+                rows[f"{row['name']}@{k}"] = row
     return rows, head
 
 

@@ -53,3 +53,13 @@ def test_an_alias_scores_a_solution_by_another_row_and_boards_must_agree(fid, tm
         fid.load_rows([board(tmp_path, scores), board(tmp_path, scores, "b.json", n=32)])
     with pytest.raises(SystemExit, match="no scored row"):
         fid.fidelity(fid.load_rows([board(tmp_path, {"finetune": 0.1})])[0], {})
+
+
+def test_a_row_of_a_later_board_is_named_by_its_board(fid, tmp_path):
+    scores = {m: 0.2 - 0.01 * i for i, m in enumerate(fid.PRIVATE_ORDER)}
+    first = board(tmp_path, {**scores, "contrastive_forget": 0.0})
+    second = board(tmp_path, {"contrastive_forget": 0.3, "finetune": scores["finetune"]}, "b.json")
+    rows, _ = fid.load_rows([first, second])
+    assert rows["contrastive_forget"]["score"]["value"] == 0.0, "the first board's row"
+    out = fid.fidelity(rows, {"contrastive_forget": "contrastive_forget@2"})
+    assert out["tau"] == pytest.approx(1.0)
