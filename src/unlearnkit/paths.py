@@ -122,20 +122,23 @@ def _relation(a: Path, b: Path) -> str | None:
 # ---------------------------------------------------------------- outputs
 
 
+def _keep_apart(path: Path, out, option: str, keep_away: dict | None, fix: str) -> None:
+    """Refuse an output folder that is or holds the working folder, or is, holds or sits
+    inside any of ``keep_away`` ({what: folder or None}, e.g. the cache and the data)."""
+    for what, other in {"the working folder": Path.cwd().resolve(), **(keep_away or {})}.items():
+        rel = other is not None and _relation(path, _resolved(other))
+        if rel and (rel != "sits inside" or what != "the working folder"):
+            raise ValueError(f"{option} {out} {rel} {what} ({other}): {fix}")
+
+
 def check_out_dir(out, *, option: str = "--out", keep_away: dict | None = None) -> Path:
     """An output folder that the kit will replace as a whole: refused when it is a file,
     holds files the kit did not write, is (or holds) the working folder, the cache or the
     data, or cannot be written."""
     path = _resolved(out)
     fix = f"give a new folder, e.g. {option} runs/NAME"
-    places = {"the working folder": Path.cwd().resolve(), **(keep_away or {})}
-    for what, other in places.items():
-        if other is None:
-            continue
-        rel = _relation(path, _resolved(other))
-        if rel and (rel != "sits inside" or what != "the working folder"):
-            raise ValueError(f"{option} {out} {rel} {what} ({other}): the kit replaces its "
-                             f"output folder as a whole; {fix}")
+    _keep_apart(path, out, option, keep_away, f"the kit replaces its output folder as a "
+                f"whole; {fix}")
     if path.exists() and not path.is_dir():
         raise ValueError(f"{option} {out} is a file, not a folder; {fix}")
     if path.is_dir():
@@ -158,11 +161,7 @@ def check_work_dir(out, *, option: str = "--out", keep_away: dict | None = None)
                          f"made; give a new folder, e.g. {option} runs/NAME, or move it away")
     if not path.is_dir() or _listed(path / MARKER) is None:
         return check_out_dir(out, option=option, keep_away=keep_away)
-    for what, other in {"the working folder": Path.cwd().resolve(), **(keep_away or {})}.items():
-        rel = other is not None and _relation(path, _resolved(other))
-        if rel and (rel != "sits inside" or what != "the working folder"):
-            raise ValueError(f"{option} {out} {rel} {what} ({other}); give a new folder, "
-                             f"e.g. {option} runs/NAME")
+    _keep_apart(path, out, option, keep_away, f"give a new folder, e.g. {option} runs/NAME")
     return path
 
 

@@ -183,7 +183,7 @@ def concat(a: ImageSet, b: ImageSet) -> ImageSet:
                     groups=torch.cat([a.groups, b.groups]), ids=list(a.ids) + list(b.ids))
 
 
-def _check_sizes(train_per_class, test_per_class, views, held_out_views) -> None:
+def _check_sizes(train_per_class, test_per_class, held_out_views) -> None:
     """Refuse subset sizes and view counts that make no data set (field named)."""
     for name, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
         if value is not None and (not isinstance(value, int) or value < 0
@@ -211,7 +211,7 @@ def load_cifar10(root=None, train_per_class: int | None = None, test_per_class: 
     ``download``: fetch with torchvision when no copy is found.
     ``cache`` / ``cache_dir``: the decoded-image cache (default ``./data/cache``).
     """
-    _check_sizes(train_per_class, test_per_class, views, held_out_views)
+    _check_sizes(train_per_class, test_per_class, held_out_views)
     found = find_cifar10(root)
     if found is None:
         if not download:

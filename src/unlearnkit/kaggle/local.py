@@ -115,5 +115,4 @@ def kaggle_local(out: str | os.PathLike, *, source: str = "digits", root=None,
     times["score_s"] = time.time() - start
     report["kaggle_local"] = {"checkpoints": checkpoints, "source": source, **times}
     write_json(out / "report.json", {k: v for k, v in report.items() if not k.startswith("_")})
-    mark_output(out, "kaggle-local")
     return report
