@@ -7,6 +7,12 @@ gap's 95% interval, the gap in half-widths (>= 3: the benchmark tells forgetting
 not forgetting at that N) and the wall time of the step (cached models cost nothing,
 so run the N in increasing order: each reuses the smaller one's models).
 
+It also splits the gap's bootstrap variance into the part from drawing the forget
+examples and the part from drawing the models (the bootstrap draws both in two
+stages), and projects the half-widths at twice the forget examples from that split: the
+examples' part shrinks as 1/|S|, the models' part stays. A projection, not a
+measurement: it assumes the gap itself stays as it is.
+
     python scripts/bench_gap.py --bench digits --models 8,16,32 --workers 2
 """
 
@@ -18,6 +24,8 @@ import json
 import os
 import time
 
+import numpy as np
+
 from unlearnkit.benchmarks import load_benchmark
 from unlearnkit.harness.pipeline import Plan, prepare_references
 from unlearnkit.harness.scoring_core import ORIGINAL_ORACLE, RETRAIN_ORACLE, References, score_sets
@@ -28,13 +36,27 @@ def gap_at(bench, n: int, plan: Plan) -> dict:
     start = time.time()
     bench = dataclasses.replace(bench, num_models=n)
     ctx, sets = prepare_references(bench, plan)
-    iv = score_sets(References(ctx, sets["refs"]), {RETRAIN_ORACLE: sets["retrain"],
-                                                     ORIGINAL_ORACLE: sets["original"]},
-                    workers=plan.workers).intervals
+    scores = score_sets(References(ctx, sets["refs"]), {RETRAIN_ORACLE: sets["retrain"],
+                                                         ORIGINAL_ORACLE: sets["original"]},
+                        workers=plan.workers)
+    iv = scores.intervals
+    gap_draws = scores.draws[RETRAIN_ORACLE].score - scores.draws[ORIGINAL_ORACLE].score
+    share = examples_share(gap_draws, iv["bootstrap"]["model_draws"])
     return {"bench": bench.name, "N": n, "forget": len(ctx.split.forget),
             "retrain": iv["oracle_retrain"]["score"], "original": iv["oracle_original"]["score"],
-            "gap": iv["oracle_gap"], "seconds": time.time() - start,
-            "load": os.getloadavg()[0]}
+            "gap": iv["oracle_gap"], "examples_share": share,
+            "projected_at_2x_forget": iv["oracle_gap"]["in_half_widths"]
+            / np.sqrt(1 - share / 2),
+            "seconds": time.time() - start, "load": os.getloadavg()[0]}
+
+
+def examples_share(draws: np.ndarray, model_draws: int) -> float:
+    """The share of the draws' variance that comes from drawing the forget examples: the
+    mean variance within a model draw (its resamples share the models and differ only in
+    the examples) over the total variance."""
+    groups = draws.reshape(model_draws, -1)  # rows: one model draw, its example draws
+    total = draws.var(ddof=1)
+    return float(groups.var(axis=1, ddof=1).mean() / total) if total > 0 else float("nan")
 
 
 def main() -> None:
@@ -48,13 +70,15 @@ def main() -> None:
     args = p.parse_args()
     plan = Plan(workers=args.workers, cache_dir=args.cache, data_root=args.data, progress=False)
     bench = load_benchmark(args.bench)
-    print("bench  N  |S|  retrain score  original score  gap [95%]  gap/half-width  s  load")
+    print("bench  N  |S|  retrain score  original score  gap [95%]  gap/half-width  "
+          "examples' share  projected at 2|S|  s  load")
     for n in (int(x) for x in args.models.split(",")):
         r = gap_at(bench, n, plan)
         g = r["gap"]
         print(f"{r['bench']}  {n}  {r['forget']}  {r['retrain']['value']:.4f}  "
               f"{r['original']['value']:.4f}  {g['value']:.4f} [{g['low']:.4f}, {g['high']:.4f}]"
-              f"  {g['in_half_widths']:.2f}  {r['seconds']:.0f}  {r['load']:.1f}", flush=True)
+              f"  {g['in_half_widths']:.2f}  {r['examples_share']:.2f}  "
+              f"{r['projected_at_2x_forget']:.2f}  {r['seconds']:.0f}  {r['load']:.1f}", flush=True)
         if args.json:
             with open(args.json, "a") as fh:
                 fh.write(json.dumps(r) + "\n")

@@ -305,3 +305,20 @@ def test_progress_reaches_the_sources_that_show_bars(tmp_path, capsys):
     get_source("cifar10", root=tmp_path / "c10", cache=False, progress=True)
     assert "decode CIFAR-10 train" in capsys.readouterr().err
     assert len(get_source("digits", progress=False, views=1).train) > 0
+
+
+def test_cifar_train_offset_draws_other_persons(tmp_path):
+    make_image_folder(tmp_path / "c10")
+    opts = dict(root=tmp_path / "c10", cache_dir=tmp_path / "cache", progress=False)
+    first = get_source("cifar10", train_per_class=1, **opts)
+    other = get_source("cifar10", train_per_class=1, train_offset=1, **opts)
+    both = get_source("cifar10", train_per_class=2, **opts)
+    assert torch.bincount(other.train.labels).tolist() == [1] * len(other.classes)
+    second = both.train.images[1::2]  # each class's second image, in class order
+    assert torch.equal(other.train.images, second), "the images after the first of each class"
+    assert not torch.equal(other.train.images, first.train.images)
+    assert torch.equal(other.test.images, first.test.images), "the test split is not offset"
+    with pytest.raises(ValueError, match="train_offset 3 skips every train image"):
+        get_source("cifar10", train_per_class=1, train_offset=3, **opts)
+    with pytest.raises(ValueError, match="train_offset must be an integer >= 0"):
+        get_source("cifar10", train_offset=-1, **opts)

@@ -136,18 +136,6 @@ def run_outs(args_out: str | None, bench: str, methods: list[str]) -> dict[str, 
     return {m: Path(args_out) / m for m in methods}
 
 
-def check_config_file(path: str | None, methods: list[str]) -> None:
-    """``--config`` before any work: a file (or ``<folder>/<method>.yaml``) of well-formed
-    YAML holding a mapping; malformed YAML is named by file, line and column. Its names
-    and values are checked with the rest of each method's settings."""
-    from .yaml_files import read_mapping
-
-    for method in methods if path else []:
-        file = Path(path) / f"{method}.yaml" if Path(path).is_dir() else Path(path)
-        if file.is_file():
-            read_mapping(file, "--config YAML of hyperparameter: value", empty_ok=True)
-
-
 def config_overrides(method: str, path: str | None) -> dict:
     """``--config``'s hyperparameters for ``method`` (a file, or ``<folder>/<method>.yaml``);
     {} without one. Names and ranges are checked with the rest of the config."""
@@ -168,12 +156,12 @@ def cmd_local_eval(args) -> int:
     if not methods:
         raise ValueError(f"--method {args.method!r} names no method; give one or more names "
                          "separated by commas (`unlearnkit list` shows them)")
-    check_config_file(args.config, methods)
+    sets = parse_assignments(args.set)
+    # every layer read and checked before any work (--config's YAML: file, line, column)
+    settings = {m: method_settings(m, bench, args.config, sets) for m in methods}
     outs = run_outs(args.out, bench.name, methods)
     for out in outs.values():
         check_paths(out_dir=out, cache=args.cache, data=args.data)
-    sets = parse_assignments(args.set)
-    settings = {m: method_settings(m, bench, args.config, sets) for m in methods}
     overrides = {m: {**config_overrides(m, args.config), **sets} for m in methods}
     plan = plan_from(args, fresh=args.fresh, keep_models=args.keep_models)
     check_plan(plan)

@@ -84,17 +84,19 @@ def download_cifar10(root: str | os.PathLike | None = None) -> tuple[str, Path]:
     return "pickle", base / PICKLE_DIR
 
 
-def first_per_class(labels: np.ndarray, per_class: int | None) -> np.ndarray:
-    """Sorted indices of the first ``per_class`` items of each label (all when None)."""
-    if per_class is None:
+def first_per_class(labels: np.ndarray, per_class: int | None, offset: int = 0) -> np.ndarray:
+    """Sorted indices of ``per_class`` items of each label after its first ``offset`` (all
+    the rest when None)."""
+    if per_class is None and not offset:
         return np.arange(len(labels))
-    if per_class < 1:
+    if per_class is not None and per_class < 1:
         raise ValueError(f"per-class subset size must be >= 1 or None, got {per_class}")
-    keep = [np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)]
+    end = None if per_class is None else offset + per_class
+    keep = [np.flatnonzero(labels == c)[offset:end] for c in np.unique(labels)]
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
 
 
-def read_pickle(folder: Path, split: str, per_class: int | None):
+def read_pickle(folder: Path, split: str, per_class: int | None, offset: int = 0):
     """Images uint8 [n, 3, 32, 32], labels [n] and class names from the pickle layout."""
     data, labels = [], []
     for name in _PICKLE_FILES[split]:
@@ -109,12 +111,13 @@ def read_pickle(folder: Path, split: str, per_class: int | None):
     with open(folder / "batches.meta", "rb") as f:
         classes = [c.decode() for c in pickle.load(f, encoding="bytes")[b"label_names"]]
     images, labels = np.concatenate(data), np.concatenate(labels)
-    keep = first_per_class(labels, per_class)
+    keep = first_per_class(labels, per_class, offset)
     return torch.from_numpy(images[keep]), torch.from_numpy(labels[keep]), classes
 
 
-def list_folder(folder: Path, split: str, per_class: int | None):
-    """Class names, image files (first ``per_class`` by name per class) and labels."""
+def list_folder(folder: Path, split: str, per_class: int | None, offset: int = 0):
+    """Class names, image files (``per_class`` by name per class, after the first
+    ``offset``) and labels."""
     top = folder / split
     classes = sorted(d.name for d in top.iterdir() if d.is_dir())
     if not classes:
@@ -123,7 +126,7 @@ def list_folder(folder: Path, split: str, per_class: int | None):
     for label, name in enumerate(classes):
         names = sorted(p for p in os.listdir(top / name)
                        if os.path.splitext(p)[1].lower() in IMAGE_EXTS)
-        names = names if per_class is None else names[:per_class]
+        names = names[offset:] if per_class is None else names[offset:offset + per_class]
         files += [os.path.join(top, name, p) for p in names]
         labels += [label] * len(names)
     return classes, files, np.asarray(labels, np.int64)
@@ -137,16 +140,17 @@ def _bad_file_fix(folder: Path, split: str) -> str:
 
 def cache_file(cache_dir: Path, folder: Path, split: str, per_class: int | None,
                files: list[str]) -> Path:
-    """The cache path for one decoded split, keyed by folder, subset and file list."""
+    """The cache path for one decoded split, keyed by folder, subset and file list (which
+    an offset changes)."""
     key = json.dumps([str(folder.resolve()), split, per_class, files])
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     return cache_dir / "cifar10" / f"{split}-{per_class or 'all'}-{digest}.pt"
 
 
 def read_folder(folder: Path, split: str, per_class: int | None, *, cache: bool,
-                cache_dir: Path, progress: bool):
+                cache_dir: Path, progress: bool, offset: int = 0):
     """Images uint8, labels and classes from an image folder, through the cache."""
-    classes, files, labels = list_folder(folder, split, per_class)
+    classes, files, labels = list_folder(folder, split, per_class, offset)
     path = cache_file(cache_dir, folder, split, per_class, files)
     if cache and path.is_file():
         saved = torch.load(path, weights_only=True)
@@ -183,8 +187,10 @@ def concat(a: ImageSet, b: ImageSet) -> ImageSet:
                     groups=torch.cat([a.groups, b.groups]), ids=list(a.ids) + list(b.ids))
 
 
-def _check_sizes(train_per_class, test_per_class, held_out_views) -> None:
+def _check_sizes(train_per_class, test_per_class, held_out_views, train_offset) -> None:
     """Refuse subset sizes and view counts that make no data set (field named)."""
+    if not isinstance(train_offset, int) or isinstance(train_offset, bool) or train_offset < 0:
+        raise ValueError(f"train_offset must be an integer >= 0, got {train_offset!r}")
     for name, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
         if value is not None and (not isinstance(value, int) or value < 0
                                   or (value == 0 and name == "train_per_class")):
@@ -200,7 +206,8 @@ def _check_sizes(train_per_class, test_per_class, held_out_views) -> None:
 def load_cifar10(root=None, train_per_class: int | None = None, test_per_class: int | None = None,
                  views: int = 1, max_shift: int = 2, flip: bool = True, download: bool = True,
                  cache: bool = True, cache_dir: str | os.PathLike | None = None,
-                 progress: bool = True, held_out_views: int = 0) -> SourceData:
+                 progress: bool = True, held_out_views: int = 0,
+                 train_offset: int = 0) -> SourceData:
     """The CIFAR-10 source (see the module docstring for where it looks).
 
     ``train_per_class`` / ``test_per_class``: keep the first n images of each class
@@ -208,10 +215,12 @@ def load_cifar10(root=None, train_per_class: int | None = None, test_per_class: 
     ``test_per_class`` of 0 keeps no CIFAR test image (needs ``held_out_views``).
     ``views``, ``max_shift``, ``flip``: the group construction (1 = one group per image).
     ``held_out_views``: more views of each train image, put in the test set.
+    ``train_offset``: skip the first k train images of each class, so that a second
+    benchmark draws other persons than one that starts at 0.
     ``download``: fetch with torchvision when no copy is found.
     ``cache`` / ``cache_dir``: the decoded-image cache (default ``./data/cache``).
     """
-    _check_sizes(train_per_class, test_per_class, held_out_views)
+    _check_sizes(train_per_class, test_per_class, held_out_views, train_offset)
     found = find_cifar10(root)
     if found is None:
         if not download:
@@ -221,16 +230,20 @@ def load_cifar10(root=None, train_per_class: int | None = None, test_per_class: 
     cache_dir = Path(cache_dir) if cache_dir is not None else Path.cwd() / "data" / "cache"
     parts = {}
     test_read = None if test_per_class is None else max(test_per_class, 1)  # 0: read 1, drop it
-    for split, per_class in (("train", train_per_class), ("test", test_read)):
+    for split, per_class, offset in (("train", train_per_class, train_offset),
+                                     ("test", test_read, 0)):
         if kind == "pickle":
-            parts[split] = read_pickle(folder, split, per_class)
+            parts[split] = read_pickle(folder, split, per_class, offset)
         else:
             parts[split] = read_folder(folder, split, per_class, cache=cache,
-                                       cache_dir=cache_dir, progress=progress)
+                                       cache_dir=cache_dir, progress=progress, offset=offset)
     if parts["train"][2] != parts["test"][2]:
         raise ValueError(f"train and test classes differ under {folder}: "
                          f"{parts['train'][2]} vs {parts['test'][2]}")
     n_train = len(parts["train"][1])
+    if n_train == 0:
+        raise ValueError(f"train_offset {train_offset} skips every train image under {folder}: "
+                         "give a smaller offset")
     train = to_image_set(*parts["train"][:2], views + held_out_views, max_shift, flip,
                          first_group=0)
     test = to_image_set(*parts["test"][:2], views, max_shift, flip, first_group=n_train)

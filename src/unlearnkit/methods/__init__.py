@@ -119,11 +119,9 @@ def yaml_layer(name: str, config_path: str | os.PathLike | None = None) -> tuple
         if required:
             raise FileNotFoundError(f"method config not found: {path}")
         return label, {}
-    import yaml
+    from ..yaml_files import read_mapping
 
-    values = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{path} must hold a mapping of hyperparameter: value, not {values!r}")
+    values = read_mapping(path, f"{name} settings file", empty_ok=True)  # file, line, column
     get_method(name).config.build(values, where=f"from its YAML file {path}")  # names it
     return label, values
 
