@@ -154,6 +154,44 @@ def test_trunk_noise_moves_the_trunk_weights_but_not_batchnorm():
         assert torch.equal(noisy.state_dict()[name], original.state_dict()[name]), name
 
 
+def test_noise_from_leaves_the_layers_before_it_as_trained():
+    original = _net("resnet18")
+    noisy = copy.deepcopy(original)
+    run_method("retrain_head", noisy, RETAIN, [], None, seed=4,
+               cfg=resolve_config("retrain_head", {"epochs": 1, "trunk_noise": 0.2,
+                                                   "first_layer": "head",
+                                                   "noise_from": "layer3"}))
+    before, after = original.state_dict(), noisy.state_dict()
+    for name in ("conv1.weight", "layer1.0.conv1.weight", "layer2.1.conv2.weight"):
+        assert torch.equal(after[name], before[name]), name
+    for name in ("layer3.0.conv1.weight", "layer4.1.conv2.weight", "layer3.0.downsample.0.weight"):
+        ratio = float((after[name] - before[name]).std() / before[name].std())
+        assert 0.1 < ratio < 0.3, (name, ratio)
+
+
+def test_noise_from_first_is_the_whole_trunk_as_before():
+    """'first' (the default) is the whole trunk; a later layer spares the ones before."""
+    nets = [_net("small_cnn_mlp") for _ in range(2)]
+    for net, extra in zip(nets, ({}, {"noise_from": "first"})):
+        run_method("retrain_head", net, RETAIN, [], None, seed=4,
+                   cfg=resolve_config("retrain_head", {"epochs": 1, "trunk_noise": 0.2, **extra}))
+    assert torch.equal(nets[0].features[0][0].weight, nets[1].features[0][0].weight)
+    part = _net("small_cnn_mlp")
+    run_method("retrain_head", part, RETAIN, [], None, seed=4,
+               cfg=resolve_config("retrain_head", {"epochs": 1, "trunk_noise": 0.2,
+                                                   "noise_from": "features.1"}))
+    assert torch.equal(part.features[0][0].weight, _net("small_cnn_mlp").features[0][0].weight)
+    assert not torch.equal(part.features[1][0].weight, _net("small_cnn_mlp").features[1][0].weight)
+
+
+def test_noise_from_outside_the_trunk_is_refused_with_the_names():
+    with pytest.raises(ValueError, match="noise_from 'fc' is not a trunk layer of model "
+                                         "ResNet cut before 'layer4'; choose one of: first, conv1"):
+        run_method("retrain_head", _net("resnet18"), RETAIN, [], None, seed=0,
+                   cfg=resolve_config("retrain_head", {**QUICK, "trunk_noise": 0.1,
+                                                       "noise_from": "fc"}))
+
+
 def test_recalibrate_bn_re_estimates_the_trunk_statistics_on_retain():
     net = _net("small_cnn_mlp")
     run_method("retrain_head", net, RETAIN, [], None, seed=4,
@@ -248,3 +286,16 @@ def test_dampen_alpha_dampens_the_frozen_trunk():
     before, after = original.features[0][0].weight, net.features[0][0].weight
     assert not torch.equal(before, after)
     assert bool((after.abs() <= before.abs() + 1e-7).all())
+
+
+def test_polish_fine_tunes_the_whole_network_after_the_head():
+    plain, polished = _net("small_cnn_mlp"), _net("small_cnn_mlp")
+    for net, extra in ((plain, {}), (polished, {"polish_epochs": 1})):
+        run_method("retrain_head", net, RETAIN, [], None, seed=6,
+                   cfg=resolve_config("retrain_head", {"epochs": 1, "first_layer": "head",
+                                                       **extra}))
+    first = "features.0.0.weight"
+    assert torch.equal(plain.state_dict()[first], _net("small_cnn_mlp").state_dict()[first]), \
+        "without polish the trunk stays as trained"
+    assert not torch.equal(polished.state_dict()[first], plain.state_dict()[first]), \
+        "the polish moves the trunk too"

@@ -186,6 +186,19 @@ def test_space_items_for_choices_and_integers():
     assert tune_space.parse_item(cls, "lr=1e-4:1e-2:log")[1] == Space(1e-4, 1e-2, log=True)
 
 
+def test_text_and_true_false_fields_are_searched_as_choices():
+    from unlearnkit.harness import tune_space
+    from unlearnkit.methods import get_method
+
+    cls = get_method("retrain_head_tuned").config
+    assert tune_space.parse_item(cls, "noise_from=first,layer3")[1].choices == ("first", "layer3")
+    assert tune_space.parse_item(cls, "match_unseen=true,false")[1].choices == (True, False)
+    with pytest.raises(ValueError, match="not accepted"):
+        tune_space.parse_item(cls, "noise_from=first,3")
+    with pytest.raises(ValueError, match="not accepted"):
+        tune_space.parse_item(cls, "match_unseen=true,maybe")
+
+
 # ---------------------------------------------------------------- the study's accounting
 
 

@@ -3,7 +3,7 @@
 Each field's ``search`` (:class:`unlearnkit.params.Space`, in the method's config
 dataclass) is where ``unlearnkit tune`` looks. On the command line,
 ``--space NAME=LOW:HIGH`` (linear), ``--space NAME=LOW:HIGH:log`` or, for a field with
-choices, ``--space NAME=A,B`` replaces that field's range (and may add a field that
+choices or a text or true/false field, ``--space NAME=A,B`` replaces that field's range (and may add a field that
 declares none); ``--set NAME=VALUE`` fixes a field, which takes it out of the search.
 Every range is checked against what its field accepts before any work.
 
@@ -18,7 +18,8 @@ import dataclasses
 from ..assignments import parse_value
 from ..params import Config, Space, declaration
 
-SYNTAX = "NAME=LOW:HIGH, NAME=LOW:HIGH:log, or NAME=A,B for a field with choices"
+SYNTAX = ("NAME=LOW:HIGH, NAME=LOW:HIGH:log, or NAME=A,B for a field with choices or a "
+          "text or true/false field")
 DIGITS = 3  # significant digits of a suggested float
 
 
@@ -46,7 +47,7 @@ def parse_item(cls: type[Config], item: str) -> tuple[str, Space]:
         raise ValueError(f"--space {item!r}: {cls.label or cls.__name__} has no field {name!r}; "
                          f"its fields: {valid}")
     bounds = declaration(fields[name]).bounds
-    if bounds.choices is not None:
+    if bounds.choices is not None or kinds(cls)[name] in (str, bool):
         space = Space(choices=tuple(parse_value(c.strip()) for c in text.split(",")))
     else:
         parts = text.split(":")
@@ -67,16 +68,17 @@ def check(cls: type[Config], name: str, space: Space) -> None:
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
     bounds = declaration(f).bounds
     where = f"search space {space.describe()} of {cls.label or cls.__name__}.{name}"
+    kind = kinds(cls)[name]
     if bounds.choices is not None or space.choices is not None:
         if space.choices is None or not space.choices:
             raise ValueError(f"{where}: {name} takes one of {bounds.describe()}; give "
                              f"--space {name}=A,B with some of them")
-        bad = [c for c in space.choices if bounds.violation(c)]
+        bad = [c for c in space.choices if bounds.violation(c)
+               or (kind in (str, bool) and not isinstance(c, kind))]
         if bad:
             raise ValueError(f"{where}: {bad} not accepted; {name} takes one of "
                              f"{bounds.describe()}")
         return
-    kind = kinds(cls)[name]
     if kind not in (int, float):
         raise ValueError(f"{where}: {name} is a {kind.__name__}, which cannot be searched")
     for end in (space.low, space.high):

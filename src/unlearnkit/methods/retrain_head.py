@@ -47,10 +47,12 @@ from ._common import (
     split_batches,
 )
 from ._tuned import calibrate
+from .finetune import FinetuneConfig, finetune
 from .ssd import SSDConfig, ssd
 
 _NAME = "retrain_head"
 _TRUNK_SALT = 0x7E0C  # the trunk noise's own stream: the head's draws stay as they were
+_POLISH_SALT = 0x9011  # the polish's batch order
 
 
 @dataclass
@@ -97,10 +99,22 @@ class RetrainHeadConfig(MethodConfig):
     that tensor's std (the kit's addition: 0 = EU-k as published). It blurs what the
     trunk memorised and makes the runs differ as retrains do; the retrained layers learn
     on the noisy trunk's features, so they adapt to it."""
+    noise_from: str = param("first")
+    """The first trunk layer the noise reaches ('first': all of them; else a layer name
+    as ``first_layer`` takes, e.g. resnet18's 'layer3'); the layers before it stay as
+    trained (the kit's addition)."""
     recalibrate_bn: bool = param(True)
     """After the trunk noise, re-estimate the trunk's BatchNorm statistics on the retain
     set (one more forward pass), so that its features stay normalised (no effect
     without noise)."""
+    polish_epochs: int = param(0, min=0, search=Space(0, 2))
+    """Passes of fine-tuning the whole network on retain after the head is retrained (0 =
+    none; the kit's addition): the noisy trunk adapts, which restores the accuracy the
+    noise cost, and cannot bring back what it blurred of the forget set, which it never
+    sees."""
+    polish_lr: float = param(0.02, min=0, min_open=True, search=Space(1e-3, 0.1, log=True))
+    """SGD rate of that fine-tuning (momentum 0.9, weight decay 5e-4, cosine: the kit's
+    ``finetune``, as the seed methods' tuned variants repair)."""
     match_unseen: bool = param(False)
     """Divide the logits by the temperature that gives the net the original's mean
     confidence on the validation set (the kit's addition). A forget example is unseen
@@ -152,14 +166,20 @@ def _run(steps: list[Stage], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def split_cut(names: list[str], first_layer: str) -> str:
+    """The layer name ``first_layer`` stands for ('auto', 'head' or a name)."""
+    if first_layer == "auto":
+        return next((n for n in ("layer4", "features.2") if n in names), names[-1])
+    if first_layer == "head":
+        return next(n for n in ("hidden", "fc", "classifier") if n in names)
+    return first_layer
+
+
 def split_head(net: nn.Module, first_layer: str = "auto") -> HeadSplit:
     """``net`` cut before ``first_layer``; a clear error listing the valid names."""
     steps = stages(net)
     names = [n for n, _ in steps]
-    if first_layer == "auto":
-        first_layer = next((n for n in ("layer4", "features.2") if n in names), names[-1])
-    elif first_layer == "head":
-        first_layer = next(n for n in ("hidden", "fc", "classifier") if n in names)
+    first_layer = split_cut(names, first_layer)
     if first_layer not in names[1:]:
         raise ValueError(f"{_NAME}: first_layer {first_layer!r} is not a layer of model "
                          f"{type(net).__name__} where it can be cut; choose one of: "
@@ -198,13 +218,32 @@ def fresh_start(split: HeadSplit, keep: float, seed: int) -> None:
             p.add_(keep * w)
 
 
+def noisy_modules(net: nn.Module, noise_from: str, first_layer: str) -> set[int] | None:
+    """Ids of the modules of the trunk layers from ``noise_from`` on (None: 'first', the
+    whole trunk); a clear error listing the names when it is not a trunk layer."""
+    if noise_from == "first":
+        return None
+    names = [n for n, _ in stages(net)]
+    cut = names.index(split_cut(names, first_layer))
+    if noise_from not in names[:cut]:
+        raise ValueError(f"{_NAME}: noise_from {noise_from!r} is not a trunk layer of model "
+                         f"{type(net).__name__} cut before {names[cut]!r}; choose one of: "
+                         f"first, {', '.join(names[:cut])}")
+    steps = stages(net)[names.index(noise_from):cut]
+    return {id(m) for _, step in steps if isinstance(step, nn.Module) for m in step.modules()}
+
+
 @torch.no_grad()
-def perturb_trunk(net: nn.Module, split: HeadSplit, scale: float, gen: torch.Generator) -> None:
+def perturb_trunk(net: nn.Module, split: HeadSplit, scale: float, gen: torch.Generator,
+                  only: set[int] | None = None) -> None:
     """Add ``scale`` x std(w) x N(0, 1) to every trunk weight tensor (conv and linear
-    weights and biases; BatchNorm's affine parameters and statistics stay)."""
+    weights and biases; BatchNorm's affine parameters and statistics stay), or to those
+    of the modules in ``only`` (ids)."""
     retrained = {id(p) for m in split.modules for p in m.parameters()}
     for module in net.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            continue
+        if only is not None and id(module) not in only:
             continue
         for p in module.parameters(recurse=False):
             if id(p) in retrained or p.numel() < 2:
@@ -285,6 +324,7 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
     """Unlearn by retraining the layers from the cut on, from a fresh seeded draw, on the
     frozen trunk's features of the retain set (in place). Uses no forget data."""
     split = split_head(net, cfg.first_layer)  # refuse an unfit model before any work
+    noisy = noisy_modules(net, cfg.noise_from, cfg.first_layer)
     if cfg.match_unseen and (val_loader is None or num_batches(val_loader) == 0):
         raise ValueError(f"{_NAME}: match_unseen needs a validation loader with examples (the "
                          "original's confidence on unseen data); pass one, or set "
@@ -305,7 +345,7 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
         ssd(net, retain_loader, forget_loader, None, seed=seed,
             cfg=SSDConfig(alpha=cfg.dampen_alpha, progress=False))
     if cfg.trunk_noise > 0:
-        perturb_trunk(net, split, cfg.trunk_noise, generator(seed, _TRUNK_SALT))
+        perturb_trunk(net, split, cfg.trunk_noise, generator(seed, _TRUNK_SALT), noisy)
         if cfg.recalibrate_bn:
             recalibrate_trunk_bn(net, split, retain_loader, device)
     feats, labels = trunk_features(split, retain_loader, device)
@@ -316,6 +356,9 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
         if cfg.class_weighted else None
     fresh_start(split, cfg.keep, int(torch.randint(0, 2**62, (1,), generator=gen)))
     train_head(split, feats, labels, weight, teacher if cfg.distill > 0 else None, gen, cfg)
+    if cfg.polish_epochs > 0:
+        finetune(net, retain_loader, None, None, seed=seed + _POLISH_SALT,
+                 cfg=FinetuneConfig(epochs=cfg.polish_epochs, lr=cfg.polish_lr))
     net.eval()
     temperature = cfg.calibration
     if cfg.match_unseen:  # ours matched to the original's confidence on validation
