@@ -3,21 +3,15 @@ synthetic board whose order is known."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kaggle_fidelity.py"
+from script_modules import load_script
 
 
 @pytest.fixture(scope="module")
 def fid():
-    spec = importlib.util.spec_from_file_location("kaggle_fidelity", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("kaggle_fidelity")
 
 
 def board(tmp_path, scores: dict, name="lb.json", n=16):

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pack_images.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("pack_images", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from script_modules import load_script
 
 
 @pytest.fixture(scope="module")
 def pack_images():
-    return load_script()
+    return load_script("pack_images")
 
 
 def make_folder(root: Path) -> dict[str, bytes]:
