@@ -3,8 +3,9 @@
 Each field's ``search`` (:class:`unlearnkit.params.Space`, in the method's config
 dataclass) is where ``unlearnkit tune`` looks. On the command line,
 ``--space NAME=LOW:HIGH`` (linear), ``--space NAME=LOW:HIGH:log`` or, for a field with
-choices or a text or true/false field, ``--space NAME=A,B`` replaces that field's range (and may add a field that
-declares none); ``--set NAME=VALUE`` fixes a field, which takes it out of the search.
+choices or a text or true/false field, ``--space NAME=A,B`` replaces that field's range
+(and may add a field that declares none); ``--set NAME=VALUE`` fixes a field, which takes
+it out of the search.
 Every range is checked against what its field accepts before any work.
 
 Floats are rounded to 3 significant digits when suggested (a readable ``best.yaml``,

@@ -225,14 +225,15 @@ def noisy_modules(net: nn.Module, noise_from: str, first_layer: str) -> set[int]
     whole trunk); a clear error listing the names when it is not a trunk layer."""
     if noise_from == "first":
         return None
-    names = [n for n, _ in stages(net)]
+    steps = stages(net)
+    names = [n for n, _ in steps]
     cut = names.index(split_cut(names, first_layer))
     if noise_from not in names[:cut]:
         raise ValueError(f"{_NAME}: noise_from {noise_from!r} is not a trunk layer of model "
                          f"{type(net).__name__} cut before {names[cut]!r}; choose one of: "
                          f"first, {', '.join(names[:cut])}")
-    steps = stages(net)[names.index(noise_from):cut]
-    return {id(m) for _, step in steps if isinstance(step, nn.Module) for m in step.modules()}
+    return {id(m) for _, step in steps[names.index(noise_from):cut]
+            if isinstance(step, nn.Module) for m in step.modules()}
 
 
 @torch.no_grad()
