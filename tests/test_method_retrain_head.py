@@ -299,3 +299,53 @@ def test_polish_fine_tunes_the_whole_network_after_the_head():
         "without polish the trunk stays as trained"
     assert not torch.equal(polished.state_dict()[first], plain.state_dict()[first]), \
         "the polish moves the trunk too"
+
+
+def test_the_differentiable_confidence_is_the_metrics():
+    from unlearnkit.methods.retrain_head import confidence
+
+    logits = torch.randn(12, 10, dtype=torch.float64) * 4
+    labels = torch.arange(12) % 10
+    ours = confidence(logits, labels).numpy()
+    from unlearnkit.metrics.competition import logit_scaled_confidence
+
+    assert ours == pytest.approx(logit_scaled_confidence(logits.numpy(), labels.numpy()),
+                                 abs=1e-9)
+
+
+def _polished(weight: float, retain, forget, val):
+    net = _net("small_cnn_mlp")
+    run_method("retrain_head", net, retain, forget, val, seed=4,
+               cfg=resolve_config("retrain_head", {
+                   "epochs": 20, "lr": 3e-3, "first_layer": "features.1", "polish_epochs": 2,
+                   "polish_lr": 1e-4, "polish_forget": weight,
+                   "trunk_noise": 0.01}))  # re-estimates the untrained net's BatchNorm
+    return net
+
+
+def test_polish_forget_lowers_the_forget_confidence_toward_unseen_data():
+    """Forget examples the net was trained on are more confident than the noisier
+    validation images; the forget term lowers them, plain polish does not."""
+    retain = _learnable(80, 1)
+    forget = retain[:2]
+    val = [{"image": 0.5 * b["image"] + 0.5 * torch.rand_like(b["image"]) * 255,
+            "age_group": b["age_group"]} for b in _learnable(40, 2)]
+    fx = torch.cat([b["image"] for b in forget])
+    fy = torch.cat([b["age_group"] for b in forget])
+    confs = []
+    for weight in (0.0, 5.0):
+        net = _polished(weight, retain, forget, val).eval()
+        with torch.no_grad():
+            confs.append(mean_confidence(net(fx), fy))
+    assert confs[1] < confs[0] - 2.0, confs
+
+
+@pytest.mark.parametrize("extra", [{"polish_epochs": 0}, {"val": None}, {"forget": []}])
+def test_polish_forget_without_its_inputs_is_refused(extra):
+    extra = dict(extra)
+    forget, val = extra.pop("forget", dict_batches([0, 1, 2, 3], seed=5)), \
+        extra.pop("val", dict_batches([0, 1, 2, 3], seed=6))
+    with pytest.raises(ValueError, match="polish_forget > 0 acts in the polish"):
+        run_method("retrain_head", _net("small_cnn_mlp"), RETAIN, forget, val, seed=0,
+                   cfg=resolve_config("retrain_head", {**QUICK, "polish_epochs": 1,
+                                                       "polish_forget": 1.0, **extra}))

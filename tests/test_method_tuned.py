@@ -19,6 +19,9 @@ VARIANTS = {"bad_teacher_tuned": ("bad_teacher", "sample"), "unsir_tuned": ("uns
             "linear_filtration_tuned": ("linear_filtration", "class")}
 OFF = {"shrink": 1.0, "perturb": 0.0, "polish_epochs": 0, "calibration": 1.0,
        "calibration_jitter": 0.0}
+TUNED_FIELDS = set(OFF) | {"polish_lr"}
+OWN_OFF = {"linear_filtration_tuned": {"removed_row": "constant"}}  # a variant's own additions
+OWN_FIELDS = {"linear_filtration_tuned": {"removed_row", "relearn_epochs", "relearn_lr"}}
 
 
 def _net():
@@ -70,7 +73,8 @@ def test_a_variant_with_its_additions_off_is_the_published_method(variant):
     start = _net().state_dict()
     out = {}
     for name, cfg in ((published, resolve_config(published, quick)),
-                      (variant, resolve_config(variant, {**quick, **OFF}))):
+                      (variant, resolve_config(variant,
+                                               {**quick, **OFF, **OWN_OFF.get(variant, {})}))):
         net = _net()
         net.load_state_dict(copy.deepcopy(start))
         out[name] = run_method(name, net, *_loaders(scenario), seed=2, cfg=cfg,
@@ -85,8 +89,7 @@ def test_the_published_defaults_are_untouched(variant):
     base = get_method(published).config().to_dict()
     tuned = get_method(variant).config().to_dict()
     assert {k: tuned[k] for k in base} == base
-    assert set(tuned) - set(base) == {"shrink", "perturb", "polish_epochs", "polish_lr",
-                                        "calibration", "calibration_jitter"}, \
+    assert set(tuned) - set(base) == TUNED_FIELDS | OWN_FIELDS.get(variant, set()), \
         "a variant's field may not shadow one of the published method's"
 
 
@@ -128,3 +131,53 @@ def test_calibration_off_needs_no_head_and_on_names_the_missing_one():
     assert calibrate(headless, seed=0, temperature=1.0, jitter=0.0, method="m") is headless
     with pytest.raises(ValueError, match="linear head at net.fc"):
         calibrate(headless, seed=0, temperature=1.5, jitter=0.0, method="m")
+
+
+def _relearnt(seed, epochs=3, lr=0.05):
+    from unlearnkit.methods.linear_filtration_tuned import relearn_removed_rows
+
+    net = _net()
+    retain, _, _ = _loaders("class")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    relearn_removed_rows(net, retain, [3], epochs=epochs, lr=lr, seed=seed)
+    return before, net
+
+
+def test_relearning_redraws_only_the_removed_rows_and_is_seeded():
+    before, net = _relearnt(0)
+    after = net.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed == {"fc.weight", "fc.bias"}, changed
+    kept = [c for c in range(10) if c != 3]
+    assert torch.equal(after["fc.weight"][kept], before["fc.weight"][kept])
+    assert torch.equal(after["fc.bias"][kept], before["fc.bias"][kept])
+    assert not torch.equal(after["fc.weight"][3], before["fc.weight"][3])
+    again, other = _relearnt(0)[1].state_dict(), _relearnt(1)[1].state_dict()
+    assert torch.equal(again["fc.weight"], after["fc.weight"]), "same seed, same rows"
+    assert not torch.equal(other["fc.weight"][3], after["fc.weight"][3])
+
+
+def test_relearning_pushes_the_removed_logit_below_the_kept_ones_on_retain():
+    from unlearnkit.methods.linear_filtration_tuned import penultimate_features
+
+    retain, _, _ = _loaders("class")
+    gaps = []
+    for epochs in (1, 40):
+        _, net = _relearnt(0, epochs=epochs)
+        feats, _ = penultimate_features(net, net.fc, retain)
+        with torch.no_grad():
+            logits = net.fc(feats)
+        others = torch.cat([logits[:, :3], logits[:, 4:]], 1).max(1).values
+        gaps.append(float((others - logits[:, 3]).mean()))
+    assert gaps[1] > gaps[0] and gaps[1] > 0, gaps
+
+
+def test_linear_filtration_tuned_relearns_by_default_and_no_run_pins_the_logit():
+    retain, forget, val = _loaders("class")
+    cfg = resolve_config("linear_filtration_tuned", {"polish_epochs": 0, "perturb": 0.0})
+    assert cfg.removed_row == "relearn"
+    net = _net()
+    run_method("linear_filtration_tuned", net, retain, forget, val, seed=0, cfg=cfg,
+               scenario_kind="class")
+    assert float(net.fc.bias[3].detach()) != cfg.removed_logit
+    assert float(net.fc.weight[3].detach().abs().sum()) > 0, "a relearnt row is not the pinned zero row"
