@@ -21,7 +21,8 @@ OFF = {"shrink": 1.0, "perturb": 0.0, "polish_epochs": 0, "calibration": 1.0,
        "calibration_jitter": 0.0}
 TUNED_FIELDS = set(OFF) | {"polish_lr"}
 OWN_OFF = {"linear_filtration_tuned": {"removed_row": "constant"}}  # a variant's own additions
-OWN_FIELDS = {"linear_filtration_tuned": {"removed_row", "relearn_epochs", "relearn_lr"}}
+OWN_FIELDS = {"linear_filtration_tuned": {"removed_row", "relearn_epochs", "relearn_lr",
+                                           "relearn_weight_decay"}}
 
 
 def _net():

@@ -49,10 +49,14 @@ class LinearFiltrationTunedConfig(LinearFiltrationConfig, TunedFields):
     """Each removed class's output row after the filter: 'constant' (the published
     method's: weight 0, bias ``removed_logit``) or 'relearn' (a fresh seeded row trained
     on retain's penultimate features, the kept rows frozen: see the module docstring)."""
-    relearn_epochs: int = param(5, min=1, quick=1, search=Space(1, 30))
+    relearn_epochs: int = param(8, min=1, quick=1, search=Space(1, 30))
     """Passes over retain's features when relearning the removed rows."""
-    relearn_lr: float = param(1e-2, min=0, min_open=True, search=Space(1e-3, 1e-1, log=True))
-    """Adam's rate when relearning the removed rows (batch 64, no weight decay)."""
+    relearn_lr: float = param(1e-3, min=0, min_open=True, search=Space(1e-4, 1e-1, log=True))
+    """Adam's rate when relearning the removed rows (batch 64)."""
+    relearn_weight_decay: float = param(5e-3, min=0, search=Space(0.0, 2e-2))
+    """Adam's weight decay when relearning (default: the scorer's recipe, 5e-3). It is
+    what holds a never-named row at a finite level in a retrain: without it the rows
+    only sink, the longer the lower."""
 
 
 NAME = "linear_filtration_tuned"
@@ -79,7 +83,8 @@ def penultimate_features(net: nn.Module, head: nn.Linear, loader) -> tuple[torch
 
 
 def relearn_removed_rows(net: nn.Module, retain_loader, removed: list[int], *, epochs: int,
-                         lr: float, seed: int, batch_size: int = 64) -> nn.Module:
+                         lr: float, seed: int, weight_decay: float = 0.0,
+                         batch_size: int = 64) -> nn.Module:
     """Redraw the ``removed`` rows of ``net.fc`` (nn.Linear's own init, from ``seed``) and
     train them alone with cross-entropy over every logit on retain (which never names a
     removed class, so the rows are only pushed down, as in a retrain)."""
@@ -95,7 +100,7 @@ def relearn_removed_rows(net: nn.Module, retain_loader, removed: list[int], *, e
     with torch.no_grad():
         base = head(feats)  # [n, K]: the kept logits stay as they are
     rows = torch.tensor(removed, device=feats.device)
-    opt = torch.optim.Adam([w, b], lr=lr)
+    opt = torch.optim.Adam([w, b], lr=lr, weight_decay=weight_decay)
     index = torch.arange(len(labels), device=labels.device)
     for _ in range(epochs):
         for f, y, i in split_batches(feats, labels, index, batch_size=batch_size, gen=gen):
@@ -125,5 +130,6 @@ def linear_filtration_tuned(net: nn.Module, retain_loader, forget_loader, val_lo
     linear_filtration(net, retain_loader, forget_loader, val_loader, seed=seed, cfg=cfg)
     if cfg.removed_row == "relearn":
         relearn_removed_rows(net, retain_loader, sorted(classes_in(forget_loader)),
-                             epochs=cfg.relearn_epochs, lr=cfg.relearn_lr, seed=seed)
+                             epochs=cfg.relearn_epochs, lr=cfg.relearn_lr, seed=seed,
+                             weight_decay=cfg.relearn_weight_decay)
     return calibrate_as_configured(net, seed=seed, cfg=cfg, method=NAME)
