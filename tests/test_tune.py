@@ -274,3 +274,15 @@ def test_ctrl_c_in_the_defaults_trial_is_one_line_and_the_rerun_scores_them(copy
     rows = list(csv.DictReader((copy / "fresh" / "trials.csv").open()))
     done = [r for r in rows if r["state"] == "COMPLETE"]
     assert done[0]["user_attrs_defaults"] == "True"
+
+
+def test_defaults_outside_a_searched_range_are_not_queued_as_defaults(tmp_path, capsys):
+    study = _study(tmp_path)
+    inside = {"x": Space(0.1, 0.9)}
+    assert tune.queue_defaults_if_inside(study, FlakyConfig(), inside)
+    assert len(study.trials) == 1 and study.trials[0].user_attrs["defaults"] is True
+    (tmp_path / "b").mkdir()
+    other = _study(tmp_path / "b")
+    assert not tune.queue_defaults_if_inside(other, FlakyConfig(), {"x": Space(0.6, 0.9)})
+    assert other.trials == []
+    assert "x=0.5 lie outside the searched ranges" in capsys.readouterr().err

@@ -269,6 +269,22 @@ def enqueue_defaults(study, point: dict) -> None:
     study.enqueue_trial(point, user_attrs={"defaults": True})
 
 
+def queue_defaults_if_inside(study, defaults, space: dict) -> bool:
+    """:func:`enqueue_defaults` when every searched field's default lies inside its range;
+    else say which do not and queue nothing (optuna would sample those fields, and a
+    trial labelled 'defaults' would not be the defaults). The held-out re-scoring compares
+    the best with the true defaults either way."""
+    point = tune_space.default_point(defaults, space)
+    outside = sorted(set(space) - set(point))
+    if outside:
+        note("the defaults of " + ", ".join(f"{k}={getattr(defaults, k)}" for k in outside)
+             + " lie outside the searched ranges: no trial scores the defaults (the "
+             "held-out re-scoring still compares the best with them)")
+        return False
+    enqueue_defaults(study, point)
+    return True
+
+
 class _NoInterruptTraceback(logging.Filter):
     """Drop optuna's two 'trial failed' records of a Ctrl-C (the first with a traceback of
     80 lines; the command line says the one line that matters)."""
@@ -408,7 +424,7 @@ def run_tune(req: TuneRequest, plan: Plan) -> dict:
         refs = References(ctx, sets["refs"])
         quiet = dataclasses.replace(plan, progress=False)
         objective = Objective(req, ctx, refs, quiet, space)
-        enqueue_defaults(study, tune_space.default_point(defaults, space))  # the score before
+        queue_defaults_if_inside(study, defaults, space)  # the score before tuning
         ran = optimize(study, objective, req, plan.progress)
         best = best_trial(study)
         summary = {
