@@ -14,11 +14,14 @@ raised). The published rows stay as they are; these are separate methods.
 
 Last, an optional **calibration**: the logits divided by a temperature drawn per run,
 ``T = calibration * exp(calibration_jitter * eps)``, folded into the linear head (so
-accuracy is unchanged: argmax is scale-free). It is off in the variants' defaults on
-purpose: on digits it lifts *doing nothing* from 0.046 to about 0.10 (the
-``temperature_only`` control, docs/results.md), because the metric reads the forget
-examples' confidence and a memorised example is mostly an over-confident one. A score
-it adds is calibration, not forgetting; compare any row that uses it with that control.
+accuracy is unchanged: argmax is scale-free). It is off in Bad Teacher's and UNSIR's
+variants' defaults on purpose: on digits it lifts *doing nothing* from 0.046 to about
+0.10 (the ``temperature_only`` control, docs/results.md), because the metric reads the
+forget examples' confidence and a memorised example is mostly an over-confident one. A
+score it adds to sample forgetting is calibration, not forgetting; compare any row that
+uses it with that control. Linear Filtration's variant, which serves class removal only,
+turns it on (see that module: there a model that has not forgotten scores 0 at any
+temperature).
 """
 
 from __future__ import annotations
