@@ -13,6 +13,9 @@ does and prints, per set of models (the method, both oracles), over the forget e
 
     python scripts/diagnose.py --bench cifar10-groups-cpu --models 32 --method retrain_head
     python scripts/diagnose.py --bench digits --method retrain_head_tuned --set keep=0.5
+
+On class removal it also prints where each set puts the forget examples' own class: its
+logit, the logsumexp of the others, their difference (the confidence) and its spread.
 """
 
 from __future__ import annotations
@@ -33,6 +36,24 @@ def shift_and_spread(u: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def test_confs(entries, labels: np.ndarray) -> np.ndarray:
     """The models' logit-scaled confidences on the test set. # [N, T]"""
     return np.stack([logit_scaled_confidence(e.test_logits, labels) for e in entries])
+
+
+def class_logit_parts(forget_logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Where a set of models puts the forget examples' own class (class removal), from
+    their forget logits [N, S, K] and labels [S]: medians over the examples of the class's
+    logit, the logsumexp of the other logits, the logit-scaled confidence (their
+    difference) and its std across the N models."""
+    z = forget_logits.astype(np.float64)
+    idx = np.broadcast_to(labels[None, :, None], (z.shape[0], z.shape[1], 1))
+    own = np.take_along_axis(z, idx, axis=2)[..., 0]  # [N, S]
+    rest = z.copy()
+    np.put_along_axis(rest, idx, -np.inf, axis=2)
+    top = rest.max(axis=2)
+    others = top + np.log(np.exp(rest - top[..., None]).sum(axis=2))  # [N, S]
+    conf = own - others
+    return {"own logit": float(np.median(own)), "others (logsumexp)": float(np.median(others)),
+            "confidence": float(np.median(conf)),
+            "std across models": float(np.median(conf.std(axis=0)))}
 
 
 def describe(name: str, scored, refs: np.ndarray, test: np.ndarray, ref_test: np.ndarray
@@ -65,6 +86,19 @@ def main() -> None:
                               ("oracle_original", "original", result.oracle_original),
                               (method, "method", result.method)):
         print(describe(name, scored, result.ref_confs, tests[key], tests["refs"]))
+    if bench.scenario.startswith("class"):
+        forget_labels = np.asarray(ctx.parts["forget"].labels)
+        print("class removal: where each set puts the forget examples' own class (medians "
+              "over the forget examples)")
+        removed = np.unique(forget_labels)
+        elsewhere = ~np.isin(np.asarray(labels), removed)  # test images of the kept classes
+        for name, key in (("references", "refs"), ("oracle_retrain", "retrain"),
+                          ("oracle_original", "original"), (method, "method")):
+            logits = np.stack([e.forget_logits for e in sets[key]])
+            parts = class_logit_parts(logits, forget_labels)
+            test = np.stack([e.test_logits for e in sets[key]])[:, elsewhere][..., removed]
+            parts["its logit on the kept classes' test images"] = float(np.median(test))
+            print(f"{name:18s} " + "  ".join(f"{k} {v:+.2f}" for k, v in parts.items()))
     s = result.summary
     print(f"{s['seconds_per_run']:.2f} s per run, {s['time_fraction_of_retrain']:.1%} of a "
           f"retrain ({s['retrain_seconds']:.1f} s); score / retrain oracle "
