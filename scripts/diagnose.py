@@ -44,13 +44,9 @@ def class_logit_parts(forget_logits: np.ndarray, labels: np.ndarray) -> dict[str
     logit, the logsumexp of the other logits, the logit-scaled confidence (their
     difference) and its std across the N models."""
     z = forget_logits.astype(np.float64)
-    idx = np.broadcast_to(labels[None, :, None], (z.shape[0], z.shape[1], 1))
-    own = np.take_along_axis(z, idx, axis=2)[..., 0]  # [N, S]
-    rest = z.copy()
-    np.put_along_axis(rest, idx, -np.inf, axis=2)
-    top = rest.max(axis=2)
-    others = top + np.log(np.exp(rest - top[..., None]).sum(axis=2))  # [N, S]
-    conf = own - others
+    own = z[:, np.arange(z.shape[1]), labels]  # [N, S]
+    conf = np.stack([logit_scaled_confidence(m, labels) for m in z])  # [N, S]
+    others = own - conf  # the confidence is the own logit minus the others' logsumexp
     return {"own logit": float(np.median(own)), "others (logsumexp)": float(np.median(others)),
             "confidence": float(np.median(conf)),
             "std across models": float(np.median(conf.std(axis=0)))}

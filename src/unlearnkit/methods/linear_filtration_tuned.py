@@ -32,6 +32,7 @@ from ..params import Space, param
 from . import register_method
 from ._common import (
     classes_in,
+    descend,
     finish,
     generator,
     iter_batches,
@@ -68,7 +69,7 @@ class LinearFiltrationTunedConfig(LinearFiltrationConfig, TunedFields):
     calibration_jitter: float = param(0.12, min=0, search=Space(0.0, 0.3))
     """Std of log T across runs (the study: 0.122): the run-to-run spread a retrain has
     and the one fixed trunk lacks (std of the forget confidences across runs 0.3 without
-    it, 1.2 across retrains)."""
+    it, 1.3 across the 16 retrains)."""
 
     removed_row: str = param("relearn", choices=REMOVED_ROWS)
     """Each removed class's output row after the filter: 'constant' (the published
@@ -130,10 +131,7 @@ def relearn_removed_rows(net: nn.Module, retain_loader, removed: list[int], *, e
     for _ in range(epochs):
         for f, y, i in split_batches(feats, labels, index, batch_size=batch_size, gen=gen):
             logits = base[i].index_copy(1, rows, f @ w.T + b)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            descend(opt, F.cross_entropy(logits, y))
     with torch.no_grad():
         head.weight[rows] = w.detach().to(head.weight.dtype)
         head.bias[rows] = b.detach().to(head.bias.dtype)

@@ -351,9 +351,8 @@ def polish(net: nn.Module, retain_loader, weight: torch.Tensor | None, gen: torc
         val_x, val_y = collect(val_loader, device)
         net.eval()
         with torch.no_grad():
-            target = float(torch.cat([confidence(net(x), y) for x, y in
-                                      zip(torch.split(val_x, 512), torch.split(val_y, 512))]
-                                     ).mean())
+            target = mean_confidence(torch.cat([net(x) for x in torch.split(val_x, 512)]),
+                                     val_y)
         forget = cycle(forget_loader, device, gen, cfg.batch_size)
     total = cfg.polish_epochs * num_batches(retain_loader)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.polish_lr, weight_decay=cfg.weight_decay)
