@@ -1,8 +1,11 @@
 """Images/s of one CPU training step of a benchmark's network, in the ways torch offers.
 
 Rows, each the scorer's step (Adam, class-weighted cross-entropy, batch 64, 32x32
-inputs in 0-255) on one thread: eager NCHW, eager channels_last, ``torch.compile`` of
-the model (NCHW and channels_last), bf16 autocast, and the fused trainer with K models.
+inputs in 0-255) on one thread: eager NCHW with torch's default (foreach) Adam, eager
+channels_last, bf16 autocast, fused Adam (:func:`unlearnkit.train.adam`), fused Adam with
+one-pixel convolutions (:mod:`unlearnkit.one_pixel_conv`: what ``train`` uses on the
+CPU), ``torch.compile`` of the model (NCHW and channels_last), and the fused trainer with
+K models.
 Random images, warm-up steps (compilation included) excluded from the clock; the
 compile rows also print how long compiling took, since a benchmark's jobs pay it once
 per process. Ratios are to eager NCHW. Decides what ``train.py`` uses on the CPU.
@@ -18,7 +21,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from unlearnkit.train import init_model
+from unlearnkit.one_pixel_conv import use_one_pixel_convs
+from unlearnkit.train import adam, init_model
 
 BATCH = 64
 
@@ -35,16 +39,19 @@ def step_fn(net, opt, x, y, autocast: bool):
 
 
 def time_row(model: str, steps: int, warmup: int, *, channels_last=False, compiled=False,
-             autocast=False) -> tuple[float, float]:
+             autocast=False, fused_adam=False, one_pixel=False) -> tuple[float, float]:
     """(images/s, seconds of warm-up) for one way of running the step."""
     net = init_model(model, 0)
+    if one_pixel:
+        use_one_pixel_convs(net)
     x = torch.rand(BATCH, 3, 32, 32) * 255
     y = torch.randint(0, 10, (BATCH,))
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     run_net = torch.compile(net) if compiled else net
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=5e-4)
+    opt = (adam(net.parameters(), lr=1e-3, weight_decay=5e-3) if fused_adam
+           else torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=5e-3))
     step = step_fn(run_net, opt, x, y, autocast)
     start = time.perf_counter()
     for _ in range(warmup):
@@ -85,7 +92,11 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = [("eager NCHW", {}), ("eager channels_last", {"channels_last": True}),
-            ("eager bf16 autocast", {"autocast": True})]
+            ("eager bf16 autocast", {"autocast": True}),
+            ("eager fused Adam", {"fused_adam": True}),
+            ("fused Adam, 1-pixel convs", {"fused_adam": True, "one_pixel": True}),
+            ("same, channels_last", {"fused_adam": True, "one_pixel": True,
+                                     "channels_last": True})]
     if not args.no_compile:
         rows += [("compile NCHW", {"compiled": True}),
                  ("compile channels_last", {"compiled": True, "channels_last": True})]

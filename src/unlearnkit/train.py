@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .data.base import ImageSet
 from .data.loaders import TensorLoader, unpack
 from .models import build_model
+from .one_pixel_conv import on_cpu
 from .params import Config, param
 
 
@@ -71,6 +72,20 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return torch.where(counts > 0, 1.0 / counts.clamp(min=1), torch.zeros_like(counts))
 
 
+def adam(params, *, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam (L2 weight decay) with torch's fused kernel: the same update, rounding apart,
+    in one pass over the parameters instead of one per tensor: about 25% more images/s
+    of a ResNet-18 step on the CPU (``scripts/bench_cpu_step.py``). The foreach
+    implementation where the fused one does not serve the parameters (not all on one
+    CPU or CUDA device, or not floating point)."""
+    params = list(params)
+    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
+    devices = {t.device.type for t in tensors}
+    fused = (len(devices) == 1 and devices <= {"cpu", "cuda"}
+             and all(t.is_floating_point() for t in tensors))
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
 def autocast(device: torch.device, enabled: bool):
     """bf16 autocast on CUDA when enabled; a no-op context elsewhere."""
     if enabled and device.type == "cuda":
@@ -84,13 +99,13 @@ def train(net: nn.Module, data: ImageSet, cfg: TrainConfig | None = None, *, see
     """Train ``net`` in place on ``data`` with the recipe; return it in eval mode."""
     cfg = cfg or TrainConfig()
     device = torch.device(device)
-    net.to(device)
+    on_cpu(net.to(device), device)
     if cfg.channels_last:
         net.to(memory_format=torch.channels_last)
     loader = TensorLoader(data, cfg.batch_size, shuffle=True, seed=seed, device=device)
     weight = class_weights(data.labels, num_classes).to(device) if cfg.class_weighted else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs) if cfg.cosine else None
     net.train()
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False)

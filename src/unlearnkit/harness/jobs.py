@@ -32,6 +32,7 @@ from ..benchmarks import stable_hash
 from ..data.base import ImageSet
 from ..data.loaders import TensorLoader, loader_seed
 from ..models import build_model, load_state, save_checkpoint
+from ..one_pixel_conv import on_cpu
 from ..train import init_model, predict_logits, train
 from . import cache as cache_mod
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, context_for
@@ -186,7 +187,7 @@ def train_one(ctx: Context, kind: str, seed: int, device: torch.device,
               concurrent: int = 1) -> dict:
     """Train one model alone with the benchmark's recipe and cache its outputs."""
     b = ctx.bench
-    net = init_model(b.model, seed, ctx.source.num_classes)
+    net = on_cpu(init_model(b.model, seed, ctx.source.num_classes), device)  # as train() will
     warm_up(net, _train_data(ctx, kind), device)
     start = time.perf_counter()
     train(net, _train_data(ctx, kind), b.train, seed=seed, device=device,
@@ -269,7 +270,7 @@ def method_run(ctx: Context, job: Job, device: torch.device) -> dict:
     from ..methods import run_method
 
     seed, cfg = job.seeds[0], job.config
-    net = load_original(ctx, device)
+    net = on_cpu(load_original(ctx, device), device)  # as the references trained: same speed-up
     if job.concurrent == 1:  # a run whose time the time rule reads: time the steady state
         warm_up_method(ctx, job, net, device)
     loaders = method_loaders(ctx, seed, device)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..params import Space, param
+from ..train import adam
 from . import register_method
 from ._common import (
     MethodConfig,
@@ -109,7 +110,7 @@ def bad_teacher(net: nn.Module, retain_loader, forget_loader, val_loader, *, see
     good = frozen_copy(net)
     bad = reinit_copy(net, seed)
     x, flags = _mixed_data(retain_loader, forget_loader, device, cfg.retain_fraction, gen)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = adam(net.parameters(), lr=cfg.lr)
     net.train()
     for _ in progress_bar(range(cfg.epochs), cfg.progress, "bad_teacher"):
         for xb, fb in split_batches(x, flags, batch_size=cfg.batch_size, gen=gen):

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..params import Space, param
+from ..train import adam
 from . import register_method
 from ._common import (
     classes_in,
@@ -126,7 +127,7 @@ def relearn_removed_rows(net: nn.Module, retain_loader, removed: list[int], *, e
     with torch.no_grad():
         base = head(feats)  # [n, K]: the kept logits stay as they are
     rows = torch.tensor(removed, device=feats.device)
-    opt = torch.optim.Adam([w, b], lr=lr, weight_decay=weight_decay)
+    opt = adam([w, b], lr=lr, weight_decay=weight_decay)
     index = torch.arange(len(labels), device=labels.device)
     for _ in range(epochs):
         for f, y, i in split_batches(feats, labels, index, batch_size=batch_size, gen=gen):

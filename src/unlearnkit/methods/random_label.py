@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..params import Space, param
+from ..train import adam
 from . import register_method
 from ._common import (
     MethodConfig,
@@ -70,7 +71,7 @@ def random_label(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
     gen = generator(seed)
     fx, fy = collect(forget_loader, device)  # [F, 3, 32, 32], [F]
     fy = random_other_labels(fy, num_outputs(net, fx), gen)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = adam(net.parameters(), lr=cfg.lr)
     net.train()
     step = 0
     for _ in progress_bar(range(cfg.epochs), cfg.progress, "random_label"):

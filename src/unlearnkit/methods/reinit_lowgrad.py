@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..params import Space, param
+from ..train import adam
 from . import register_method
 from ._common import (
     MethodConfig,
@@ -285,7 +286,7 @@ def reinit_lowgrad(net: nn.Module, retain_loader, forget_loader, val_loader, *, 
                                                                          cfg.grad_scale)
     try:
         if cfg.optimizer == "adam":
-            opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            opt = adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
             opt = sgd(net, cfg.lr, cfg.momentum, cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(

@@ -29,7 +29,7 @@ from torch import nn
 from ..metrics.competition import logit_scaled_confidence
 from ..models import SmallCNN, SmallCNNMLP
 from ..params import Space, param
-from ..train import class_weights
+from ..train import adam, class_weights
 from . import register_method
 from ._common import (
     MethodConfig,
@@ -312,7 +312,7 @@ def train_head(split: HeadSplit, feats: torch.Tensor, labels: torch.Tensor,
     plus ``distill`` x KL_T to the original's outputs ``teacher`` when given."""
     for m in split.modules:
         m.train()
-    opt = torch.optim.Adam([p for m in split.modules for p in m.parameters()], lr=cfg.lr,
+    opt = adam([p for m in split.modules for p in m.parameters()], lr=cfg.lr,
                            weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     index = torch.arange(len(labels), device=labels.device)
@@ -355,7 +355,7 @@ def polish(net: nn.Module, retain_loader, weight: torch.Tensor | None, gen: torc
                                      val_y)
         forget = cycle(forget_loader, device, gen, cfg.batch_size)
     total = cfg.polish_epochs * num_batches(retain_loader)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.polish_lr, weight_decay=cfg.weight_decay)
+    opt = adam(net.parameters(), lr=cfg.polish_lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lambda(total))
     net.train()
     for _ in range(cfg.polish_epochs):

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..data.base import IMAGE_SHAPE
 from ..params import Space, param
+from ..train import adam
 from . import register_method
 from ._common import (
     MethodConfig,
@@ -128,7 +129,7 @@ def _noise_labels(mode: str, forget_y: torch.Tensor, retain_y: torch.Tensor,
 def _fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, epochs: int,
          batch_size: int, gen: torch.Generator, progress: bool, desc: str) -> None:
     """Plain cross-entropy training of ``net`` with Adam on shuffled batches of (x, y)."""
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = adam(net.parameters(), lr=lr)
     net.train()
     for _ in progress_bar(range(epochs), progress, desc):
         for xb, yb in split_batches(x, y, batch_size=batch_size, gen=gen):
