@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .resources import config_file, config_names
-from .train import TrainConfig
+from .train import TRAINER, TrainConfig
 from .yaml_files import read_mapping
 
 
@@ -47,8 +47,10 @@ class Benchmark:
     """One line shown in reports."""
 
     def key_fields(self) -> dict:
-        """The fields that change the trained models (not N, not method overrides)."""
+        """The fields that change the trained models (not N, not method overrides), and
+        the training code's version (:data:`unlearnkit.train.TRAINER`)."""
         return {
+            "trainer": TRAINER,
             "source": self.source,
             "source_options": self.source_options,
             "scenario": self.scenario,

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from .data.base import ImageSet
 from .models import TIMM_PREFIX, build_model, model_names
 from .stacked_layers import StackedConv2d, build_wide, split_outputs, unstack_state
-from .train import TrainConfig, class_weights, init_model
+from .train import TrainConfig, adam, class_weights, init_model
 
 _CHUNKS = {("cuda", "resnet18"): 64, ("cuda", "small_cnn"): 128,
            ("cpu", "resnet18"): 2, ("cpu", "small_cnn"): 2}
@@ -245,8 +245,7 @@ class FusedTrainer:
             self.net.to(memory_format=torch.channels_last)
         self.weight = None if weight is None else weight.to(self.device)
         self.params = list(self.net.parameters())
-        extra = {"fused": True} if self.on_cuda else {}
-        self.opt = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
+        self.opt = adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = (torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=cfg.epochs)
                       if cfg.cosine else None)
         self.use_graph = cuda_graph and self.on_cuda

@@ -23,6 +23,12 @@ from .models import build_model
 from .one_pixel_conv import on_cpu
 from .params import Config, param
 
+TRAINER = 2
+"""Version of the training code, part of every benchmark's cache key: bumped when the
+code changes the models it trains or the time it takes, so models cached by another
+version are never mixed with new ones, nor their times read as one retrain's by the time
+rule. 2: fused Adam and one-pixel convolutions on the CPU (a ResNet-18 step 1.5x faster)."""
+
 
 @dataclass
 class TrainConfig(Config):
