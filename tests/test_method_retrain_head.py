@@ -349,3 +349,61 @@ def test_polish_forget_without_its_inputs_is_refused(extra):
         run_method("retrain_head", _net("small_cnn_mlp"), RETAIN, forget, val, seed=0,
                    cfg=resolve_config("retrain_head", {**QUICK, "polish_epochs": 1,
                                                        "polish_forget": 1.0, **extra}))
+
+
+def test_rank_targets_give_each_forget_example_the_validation_value_at_its_rank():
+    from unlearnkit.methods.retrain_head import HeadSplit, rank_targets
+
+    lin = torch.nn.Linear(2, 3)
+    with torch.no_grad():  # logits = features, so the confidence is z_y - logsumexp(others)
+        lin.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        lin.bias.zero_()
+    split = HeadSplit(lambda x: x, lin, [lin])
+    forget_f = torch.tensor([[5.0, 0.0], [9.0, 0.0], [7.0, 0.0]])  # class 0, ranks 0, 2, 1
+    forget_y = torch.zeros(3, dtype=torch.long)
+    val_f = torch.tensor([[float(v), 0.0] for v in range(-3, 3)] + [[0.0, 4.0]])
+    val_y = torch.tensor([0] * 6 + [1])
+    target = rank_targets(split, forget_f, forget_y, val_f, val_y)
+    from unlearnkit.methods.retrain_head import confidence
+
+    val_conf = confidence(lin(val_f[:6]), val_y[:6])
+    expected = torch.quantile(val_conf, torch.tensor([0.5, 2.5, 1.5]) / 3)
+    assert torch.allclose(target, expected), (target, expected)
+    assert target[1] > target[2] > target[0], "the forget examples keep their order"
+    assert lin.training, "the head is left in training mode"
+
+
+def _matched(weight: float, retain, forget, val):
+    net = _net("small_cnn_mlp")
+    run_method("retrain_head", net, retain, forget, val, seed=4,
+               cfg=resolve_config("retrain_head", {
+                   "epochs": 20, "lr": 3e-3, "first_layer": "features.2",
+                   "forget_match": weight}))
+    return net
+
+
+def test_forget_match_lowers_the_forget_confidence_toward_unseen_data():
+    """Forget examples in the retain set are memorised by the retrained layers; the
+    forget term pulls their confidence down to the noisier validation images'."""
+    retain = _learnable(80, 1)
+    forget = retain[:1]
+    val = [{"image": 0.4 * b["image"] + 0.6 * torch.rand_like(b["image"]) * 255,
+            "age_group": b["age_group"]} for b in _learnable(40, 2)]
+    fx = torch.cat([b["image"] for b in forget])
+    fy = torch.cat([b["age_group"] for b in forget])
+    confs = []
+    for weight in (0.0, 3.0):
+        net = _matched(weight, retain, forget, val).eval()
+        with torch.no_grad():
+            confs.append(mean_confidence(net(fx), fy))
+    assert confs[1] < confs[0] - 1.0, confs
+
+
+@pytest.mark.parametrize("extra", [{"val": None}, {"forget": []}])
+def test_forget_match_without_its_inputs_is_refused(extra):
+    extra = dict(extra)
+    forget, val = extra.pop("forget", dict_batches([0, 1, 2, 3], seed=5)), \
+        extra.pop("val", dict_batches([0, 1, 2, 3], seed=6))
+    with pytest.raises(ValueError, match="forget_match > 0 pulls the forget examples"):
+        run_method("retrain_head", _net("small_cnn_mlp"), RETAIN, forget, val, seed=0,
+                   cfg=resolve_config("retrain_head", {**QUICK, "forget_match": 1.0}))

@@ -129,6 +129,15 @@ class RetrainHeadConfig(MethodConfig):
     ``polish_epochs`` >= 1, the forget set and a validation set. Measured on
     cifar10-groups-resnet18 (0.1 and 1): it lowers the forget persons' classes as a whole
     and scores below doing nothing (docs/results.md), so it is off by default."""
+    forget_match: float = param(0.0, min=0, search=Space(0.0, 3.0))
+    """Weight of a forget term in the head's training (0 = none; the kit's addition):
+    each step also pulls the logit-scaled confidence of every forget example towards
+    the value at its rank among the validation examples of its class (unseen persons),
+    both measured with the head as it is at the start of each epoch:
+    ``forget_match x mean((conf - target)^2)``. It asks the head to treat the forget
+    examples as unseen persons of their class, keeping their order, on the trunk's
+    features (cheap: no pass through the whole network). Needs the forget set and a
+    validation set."""
     match_unseen: bool = param(False)
     """Divide the logits by the temperature that gives the net the original's mean
     confidence on the validation set (the kit's addition). A forget example is unseen
@@ -307,23 +316,61 @@ def matching_temperature(logits: torch.Tensor, labels: torch.Tensor, target: flo
 
 def train_head(split: HeadSplit, feats: torch.Tensor, labels: torch.Tensor,
                weight: torch.Tensor | None, teacher: torch.Tensor | None,
-               gen: torch.Generator, cfg: RetrainHeadConfig) -> None:
+               gen: torch.Generator, cfg: RetrainHeadConfig, match=None) -> None:
     """The recipe on the cached features: Adam, cosine per epoch, CE with class ``weight``,
-    plus ``distill`` x KL_T to the original's outputs ``teacher`` when given."""
+    plus ``distill`` x KL_T to the original's outputs ``teacher`` when given, plus
+    ``forget_match`` x the squared distance of the forget examples' confidences to
+    :func:`rank_targets` when ``match`` = ((forget features, labels), (validation
+    features, labels)) is given."""
     for m in split.modules:
         m.train()
     opt = adam([p for m in split.modules for p in m.parameters()], lr=cfg.lr,
-                           weight_decay=cfg.weight_decay)
+               weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     index = torch.arange(len(labels), device=labels.device)
     for _ in progress_bar(range(cfg.epochs), cfg.progress, _NAME):
+        if match is not None:
+            (forget_f, forget_y), (val_f, val_y) = match
+            target = rank_targets(split, forget_f, forget_y, val_f, val_y)
         for f, y, i in split_batches(feats, labels, index, batch_size=cfg.batch_size, gen=gen):
-            logits = split.head(f)
+            if match is not None:  # a few forget rows ride in the batch (BatchNorm's statistics)
+                pick = torch.randperm(len(forget_y), generator=gen)[:max(1, len(y) // 4)]
+                logits = split.head(torch.cat([f, forget_f[pick.to(f.device)]]))
+                logits, forget_logits = logits[:len(y)], logits[len(y):]
+            else:
+                logits = split.head(f)
             loss = F.cross_entropy(logits, y, weight=weight)
             if teacher is not None:
                 loss = loss + cfg.distill * distill_kl(logits, teacher[i], cfg.distill_temperature)
+            if match is not None:
+                pick = pick.to(target.device)
+                gap = confidence(forget_logits, forget_y[pick]) - target[pick]
+                loss = loss + cfg.forget_match * gap.square().mean()
             descend(opt, loss)
         sched.step()
+
+
+@torch.no_grad()
+def rank_targets(split: HeadSplit, forget_f: torch.Tensor, forget_y: torch.Tensor,
+                 val_f: torch.Tensor, val_y: torch.Tensor) -> torch.Tensor:
+    """Per forget example, the validation confidence of its class at its rank: the
+    forget examples of class c, ordered by the head's confidence (in eval mode), are
+    given the validation examples of class c's confidences at the same quantiles (their
+    own confidence where the validation set has no example of c)."""
+    for m in split.modules:
+        m.eval()
+    forget_conf = confidence(split.head(forget_f), forget_y)
+    val_conf = confidence(split.head(val_f), val_y)
+    for m in split.modules:
+        m.train()
+    target = forget_conf.clone()
+    for c in forget_y.unique():
+        mf, mv = forget_y == c, val_y == c
+        if not mv.any():
+            continue
+        ranks = forget_conf[mf].argsort().argsort().to(val_conf.dtype)
+        target[mf] = torch.quantile(val_conf[mv], (ranks + 0.5) / int(mf.sum()))
+    return target
 
 
 def confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -395,6 +442,11 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
                          "and measures unseen data on the validation set: set polish_epochs "
                          ">= 1 and pass non-empty forget and validation loaders, or set "
                          "polish_forget=0")
+    if cfg.forget_match > 0 and (val_loader is None or num_batches(val_loader) == 0
+                                 or num_batches(forget_loader) == 0):
+        raise ValueError(f"{_NAME}: forget_match > 0 pulls the forget examples towards the "
+                         "validation set's confidences: pass non-empty forget and validation "
+                         "loaders, or set forget_match=0")
     if cfg.calibration != 1.0 or cfg.calibration_jitter > 0 or cfg.match_unseen:
         linear_head(net, _NAME)  # the temperature is folded into net.fc: refuse early
     gen = generator(seed)
@@ -418,7 +470,12 @@ def retrain_head(net: nn.Module, retain_loader, forget_loader, val_loader, *, se
     weight = class_weights(labels, teacher.shape[1]).to(labels.device) \
         if cfg.class_weighted else None
     fresh_start(split, cfg.keep, int(torch.randint(0, 2**62, (1,), generator=gen)))
-    train_head(split, feats, labels, weight, teacher if cfg.distill > 0 else None, gen, cfg)
+    match = None
+    if cfg.forget_match > 0:  # the forget and validation sets' features, on the same trunk
+        match = (trunk_features(split, forget_loader, device),
+                 trunk_features(split, val_loader, device))
+    train_head(split, feats, labels, weight, teacher if cfg.distill > 0 else None, gen, cfg,
+               match)
     if cfg.polish_epochs > 0:
         polish(net, retain_loader, weight, generator(seed, _POLISH_SALT), cfg, forget_loader,
                val_loader)
