@@ -313,42 +313,36 @@ def test_the_differentiable_confidence_is_the_metrics():
                                  abs=1e-9)
 
 
-def _polished(weight: float, retain, forget, val):
-    net = _net("small_cnn_mlp")
-    run_method("retrain_head", net, retain, forget, val, seed=4,
-               cfg=resolve_config("retrain_head", {
-                   "epochs": 20, "lr": 3e-3, "first_layer": "features.1", "polish_epochs": 2,
-                   "polish_lr": 1e-4, "polish_forget": weight,
-                   "trunk_noise": 0.01}))  # re-estimates the untrained net's BatchNorm
-    return net
+def _forget_confidences(settings: dict, key: str, weights, forget_batches: int,
+                        noise: float) -> list[float]:
+    """The forget examples' mean confidence after retrain_head with ``settings`` and
+    ``key`` set to each of ``weights``: the forget set is the first ``forget_batches``
+    batches of a learnable retain set, validation images carry ``noise`` of uniform noise
+    (they look unseen: less confident)."""
+    retain = _learnable(80, 1)
+    forget = retain[:forget_batches]
+    val = [{"image": (1 - noise) * b["image"] + noise * torch.rand_like(b["image"]) * 255,
+            "age_group": b["age_group"]} for b in _learnable(40, 2)]
+    fx = torch.cat([b["image"] for b in forget])
+    fy = torch.cat([b["age_group"] for b in forget])
+    confs = []
+    for weight in weights:
+        net = _net("small_cnn_mlp")
+        run_method("retrain_head", net, retain, forget, val, seed=4,
+                   cfg=resolve_config("retrain_head", {**settings, key: weight}))
+        with torch.no_grad():
+            confs.append(mean_confidence(net.eval()(fx), fy))
+    return confs
 
 
 def test_polish_forget_lowers_the_forget_confidence_toward_unseen_data():
     """Forget examples the net was trained on are more confident than the noisier
     validation images; the forget term lowers them, plain polish does not."""
-    retain = _learnable(80, 1)
-    forget = retain[:2]
-    val = [{"image": 0.5 * b["image"] + 0.5 * torch.rand_like(b["image"]) * 255,
-            "age_group": b["age_group"]} for b in _learnable(40, 2)]
-    fx = torch.cat([b["image"] for b in forget])
-    fy = torch.cat([b["age_group"] for b in forget])
-    confs = []
-    for weight in (0.0, 5.0):
-        net = _polished(weight, retain, forget, val).eval()
-        with torch.no_grad():
-            confs.append(mean_confidence(net(fx), fy))
+    polish = {"epochs": 20, "lr": 3e-3, "first_layer": "features.1", "polish_epochs": 2,
+              "polish_lr": 1e-4,
+              "trunk_noise": 0.01}  # re-estimates the untrained net's BatchNorm
+    confs = _forget_confidences(polish, "polish_forget", (0.0, 5.0), 2, 0.5)
     assert confs[1] < confs[0] - 2.0, confs
-
-
-@pytest.mark.parametrize("extra", [{"polish_epochs": 0}, {"val": None}, {"forget": []}])
-def test_polish_forget_without_its_inputs_is_refused(extra):
-    extra = dict(extra)
-    forget, val = extra.pop("forget", dict_batches([0, 1, 2, 3], seed=5)), \
-        extra.pop("val", dict_batches([0, 1, 2, 3], seed=6))
-    with pytest.raises(ValueError, match="polish_forget > 0 acts in the polish"):
-        run_method("retrain_head", _net("small_cnn_mlp"), RETAIN, forget, val, seed=0,
-                   cfg=resolve_config("retrain_head", {**QUICK, "polish_epochs": 1,
-                                                       "polish_forget": 1.0, **extra}))
 
 
 def test_rank_targets_give_each_forget_example_the_validation_value_at_its_rank():
@@ -373,37 +367,26 @@ def test_rank_targets_give_each_forget_example_the_validation_value_at_its_rank(
     assert lin.training, "the head is left in training mode"
 
 
-def _matched(weight: float, retain, forget, val):
-    net = _net("small_cnn_mlp")
-    run_method("retrain_head", net, retain, forget, val, seed=4,
-               cfg=resolve_config("retrain_head", {
-                   "epochs": 20, "lr": 3e-3, "first_layer": "features.2",
-                   "forget_match": weight}))
-    return net
-
-
 def test_forget_match_lowers_the_forget_confidence_toward_unseen_data():
     """Forget examples in the retain set are memorised by the retrained layers; the
     forget term pulls their confidence down to the noisier validation images'."""
-    retain = _learnable(80, 1)
-    forget = retain[:1]
-    val = [{"image": 0.4 * b["image"] + 0.6 * torch.rand_like(b["image"]) * 255,
-            "age_group": b["age_group"]} for b in _learnable(40, 2)]
-    fx = torch.cat([b["image"] for b in forget])
-    fy = torch.cat([b["age_group"] for b in forget])
-    confs = []
-    for weight in (0.0, 3.0):
-        net = _matched(weight, retain, forget, val).eval()
-        with torch.no_grad():
-            confs.append(mean_confidence(net(fx), fy))
+    head = {"epochs": 20, "lr": 3e-3, "first_layer": "features.2"}
+    confs = _forget_confidences(head, "forget_match", (0.0, 3.0), 1, 0.6)
     assert confs[1] < confs[0] - 1.0, confs
 
 
-@pytest.mark.parametrize("extra", [{"val": None}, {"forget": []}])
-def test_forget_match_without_its_inputs_is_refused(extra):
+POLISH_FORGET = ({"polish_epochs": 1, "polish_forget": 1.0}, "polish_forget > 0 acts in the polish")
+FORGET_MATCH = ({"forget_match": 1.0}, "forget_match > 0 pulls the forget examples")
+MISSING = [(*POLISH_FORGET, {"polish_epochs": 0})] + [
+    (*term, extra) for term in (POLISH_FORGET, FORGET_MATCH)
+    for extra in ({"val": None}, {"forget": []})]
+
+
+@pytest.mark.parametrize(("term", "message", "extra"), MISSING)
+def test_a_forget_term_without_its_inputs_is_refused(term, message, extra):
     extra = dict(extra)
     forget, val = extra.pop("forget", dict_batches([0, 1, 2, 3], seed=5)), \
         extra.pop("val", dict_batches([0, 1, 2, 3], seed=6))
-    with pytest.raises(ValueError, match="forget_match > 0 pulls the forget examples"):
+    with pytest.raises(ValueError, match=message):
         run_method("retrain_head", _net("small_cnn_mlp"), RETAIN, forget, val, seed=0,
-                   cfg=resolve_config("retrain_head", {**QUICK, "forget_match": 1.0}))
+                   cfg=resolve_config("retrain_head", {**QUICK, **term, **extra}))
