@@ -2,10 +2,13 @@
 
 Rows, each the scorer's step (Adam, class-weighted cross-entropy, batch 64, 32x32
 inputs in 0-255) on one thread: eager NCHW with torch's default (foreach) Adam, eager
-channels_last, bf16 autocast, fused Adam (:func:`unlearnkit.train.adam`), fused Adam with
-one-pixel convolutions (:mod:`unlearnkit.one_pixel_conv`: what ``train`` uses on the
-CPU), ``torch.compile`` of the model (NCHW and channels_last), and the fused trainer with
-K models.
+channels_last, bf16 autocast, torch's fused Adam, with one-pixel convolutions
+(:mod:`unlearnkit.one_pixel_conv`) in NCHW and channels_last, the kit's Adam
+(:func:`unlearnkit.fused_adam.adam`: fused, in place on channels_last tensors), and last
+(it cannot be undone in a process) the allocator that keeps freed memory
+(:mod:`unlearnkit.allocator`): that row is what ``train`` runs on the CPU. Then
+``torch.compile`` of the model (NCHW and channels_last) and the fused trainer with K
+models.
 Random images, warm-up steps (compilation included) excluded from the clock; the
 compile rows also print how long compiling took, since a benchmark's jobs pay it once
 per process. Ratios are to eager NCHW. Decides what ``train.py`` uses on the CPU.
@@ -21,8 +24,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from unlearnkit.allocator import keep_freed_memory
+from unlearnkit.fused_adam import adam
 from unlearnkit.one_pixel_conv import use_one_pixel_convs
-from unlearnkit.train import adam, init_model
+from unlearnkit.train import init_model
 
 BATCH = 64
 
@@ -39,8 +44,12 @@ def step_fn(net, opt, x, y, autocast: bool):
 
 
 def time_row(model: str, steps: int, warmup: int, *, channels_last=False, compiled=False,
-             autocast=False, fused_adam=False, one_pixel=False) -> tuple[float, float]:
-    """(images/s, seconds of warm-up) for one way of running the step."""
+             autocast=False, optimiser="foreach", one_pixel=False,
+             keep_memory=False) -> tuple[float, float]:
+    """(images/s, seconds of warm-up) for one way of running the step; ``optimiser``:
+    torch's "foreach" or "fused" Adam, or the "kit"'s."""
+    if keep_memory:
+        keep_freed_memory()
     net = init_model(model, 0)
     if one_pixel:
         use_one_pixel_convs(net)
@@ -50,8 +59,9 @@ def time_row(model: str, steps: int, warmup: int, *, channels_last=False, compil
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     run_net = torch.compile(net) if compiled else net
-    opt = (adam(net.parameters(), lr=1e-3, weight_decay=5e-3) if fused_adam
-           else torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=5e-3))
+    opt = (adam(net.parameters(), lr=1e-3, weight_decay=5e-3) if optimiser == "kit" else
+           torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=5e-3,
+                            fused=optimiser == "fused" or None))
     step = step_fn(run_net, opt, x, y, autocast)
     start = time.perf_counter()
     for _ in range(warmup):
@@ -93,11 +103,15 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     rows = [("eager NCHW", {}), ("eager channels_last", {"channels_last": True}),
             ("eager bf16 autocast", {"autocast": True}),
-            ("eager fused Adam", {"fused_adam": True}),
-            ("fused Adam, 1-pixel convs", {"fused_adam": True, "one_pixel": True}),
-            ("same, channels_last", {"fused_adam": True, "one_pixel": True,
-                                     "channels_last": True})]
-    if not args.no_compile:
+            ("torch fused Adam", {"optimiser": "fused"}),
+            ("same, 1-pixel convs", {"optimiser": "fused", "one_pixel": True}),
+            ("same, channels_last", {"optimiser": "fused", "one_pixel": True,
+                                     "channels_last": True}),
+            ("same, kit's Adam", {"optimiser": "kit", "one_pixel": True,
+                                  "channels_last": True}),
+            ("same, keep freed memory", {"optimiser": "kit", "one_pixel": True,
+                                         "channels_last": True, "keep_memory": True})]
+    if not args.no_compile:  # after the allocator row: they run with it, as train() would
         rows += [("compile NCHW", {"compiled": True}),
                  ("compile channels_last", {"compiled": True, "channels_last": True})]
     base = None

@@ -1,5 +1,5 @@
-"""One-pixel convolutions compute what nn.Conv2d computes, and the CPU training uses them
-with fused Adam."""
+"""One-pixel convolutions compute what nn.Conv2d computes (in either layout), the kit's
+Adam takes torch's steps in place, and the CPU training uses both."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnkit.one_pixel_conv import OnePixelConv2d, on_cpu, use_one_pixel_convs
-from unlearnkit.train import adam, init_model
+from unlearnkit.cpu_speed import on_cpu
+from unlearnkit.fused_adam import ChannelsLastAdam, adam
+from unlearnkit.one_pixel_conv import OnePixelConv2d, use_one_pixel_convs
+from unlearnkit.train import init_model
 
 # (input size, kernel, stride, padding): the first four give one output pixel
 CASES = [(1, 3, 1, 1), (2, 3, 2, 1), (2, 1, 2, 0), (3, 3, 1, 0), (4, 3, 1, 1), (5, 3, 2, 1)]
@@ -25,9 +27,14 @@ def _pair(size, k, s, p, bias):
 
 @pytest.mark.parametrize("size,k,s,p", CASES)
 @pytest.mark.parametrize("bias", [False, True])
-def test_same_outputs_and_gradients_as_conv2d(size, k, s, p, bias):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_same_outputs_and_gradients_as_conv2d(size, k, s, p, bias, channels_last):
     plain, fast = _pair(size, k, s, p, bias)
     x = torch.randn(4, 6, size, size)
+    if channels_last:
+        plain.to(memory_format=torch.channels_last)
+        fast.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     ya, yb = plain(xa), fast(xb)
     assert ya.shape == yb.shape
@@ -39,6 +46,17 @@ def test_same_outputs_and_gradients_as_conv2d(size, k, s, p, bias):
     torch.testing.assert_close(fast.weight.grad, plain.weight.grad, rtol=1e-5, atol=1e-5)
     if bias:
         torch.testing.assert_close(fast.bias.grad, plain.bias.grad, rtol=1e-5, atol=1e-5)
+    if channels_last and k > 1:  # the gradient is made in the weight's own layout
+        assert fast.weight.grad.stride() == fast.weight.stride()
+
+
+def test_a_frozen_weight_gets_no_gradient_and_the_input_still_does():
+    _, fast = _pair(1, 3, 1, 1, True)
+    fast.weight.requires_grad_(False)
+    x = torch.randn(2, 6, 1, 1, requires_grad=True)
+    fast(x).sum().backward()
+    assert fast.weight.grad is None and fast.bias.grad is not None
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_only_one_pixel_outputs_take_the_matrix_product():
@@ -73,23 +91,60 @@ def test_on_cpu_only():
 
 def test_adam_is_fused_where_it_can_be():
     net = nn.Linear(3, 2)
-    assert adam(net.parameters(), lr=1e-3).defaults["fused"] is True
+    assert isinstance(adam(net.parameters(), lr=1e-3), ChannelsLastAdam)
     groups = [{"params": [net.weight]}, {"params": [net.bias]}]
-    assert adam(groups, lr=1e-3).defaults["fused"] is True
+    assert isinstance(adam(groups, lr=1e-3), ChannelsLastAdam)
     mixed = [net.weight, torch.zeros(2, device="meta", requires_grad=True)]
-    assert not adam(mixed, lr=1e-3).defaults["fused"]
+    opt = adam(mixed, lr=1e-3)
+    assert not isinstance(opt, ChannelsLastAdam) and not opt.defaults["fused"]
 
 
-def test_fused_adam_takes_the_same_steps_as_torchs_default():
+def _conv_net():
     torch.manual_seed(0)
-    a, b = nn.Linear(5, 3), nn.Linear(5, 3)
-    b.load_state_dict(a.state_dict())
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_kits_adam_takes_the_same_steps_as_torchs_default(channels_last):
+    a, b = _conv_net(), _conv_net()
+    if channels_last:
+        b.to(memory_format=torch.channels_last)
     oa = torch.optim.Adam(a.parameters(), lr=1e-2, weight_decay=5e-3)
     ob = adam(b.parameters(), lr=1e-2, weight_decay=5e-3)
+    sa = torch.optim.lr_scheduler.CosineAnnealingLR(oa, T_max=5)
+    sb = torch.optim.lr_scheduler.CosineAnnealingLR(ob, T_max=5)
+    conv_weight = b[0].weight
     for _ in range(5):
-        x = torch.randn(8, 5)
-        for net, opt in ((a, oa), (b, ob)):
+        x = torch.randn(8, 3, 6, 6)
+        for net, opt, sched in ((a, oa, sa), (b, ob, sb)):
             opt.zero_grad()
             net(x).square().mean().backward()
             opt.step()
-    torch.testing.assert_close(b.weight, a.weight, rtol=1e-5, atol=1e-6)
+            sched.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pb, pa, rtol=1e-5, atol=1e-6)
+    assert b[0].weight is conv_weight  # stepped in place, layout kept
+    assert b[0].weight.is_contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    state = ob.state_dict()["state"][0]
+    assert set(state) == {"step", "exp_avg", "exp_avg_sq"} and float(state["step"]) == 5
+
+
+def test_kits_adam_refuses_what_it_does_not_run():
+    net = nn.Linear(3, 2)
+    opt = adam(net.parameters(), lr=1e-3)
+    opt.param_groups[0]["amsgrad"] = True
+    net(torch.randn(4, 3)).sum().backward()
+    with pytest.raises(ValueError, match="amsgrad"):
+        opt.step()
+
+
+def test_keep_freed_memory_takes_on_glibc():
+    import platform
+
+    from unlearnkit.allocator import keep_freed_memory
+    took = keep_freed_memory()
+    assert took is keep_freed_memory()  # once per process, same answer
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert took is True

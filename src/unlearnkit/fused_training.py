@@ -34,9 +34,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data.base import ImageSet
+from .fused_adam import adam
 from .models import TIMM_PREFIX, build_model, model_names
 from .stacked_layers import StackedConv2d, build_wide, split_outputs, unstack_state
-from .train import TrainConfig, adam, class_weights, init_model
+from .train import TrainConfig, class_weights, init_model
 
 _CHUNKS = {("cuda", "resnet18"): 64, ("cuda", "small_cnn"): 128,
            ("cpu", "resnet18"): 2, ("cpu", "small_cnn"): 2}

@@ -9,10 +9,11 @@ the same function (rounding apart), the same parameters and state_dict, every ot
 shape left to ``nn.Conv2d``. The taps that meet only padding get a zero gradient, as
 before, so weight decay still acts on them exactly as it did.
 
-Measured (``python scripts/bench_cpu_step.py --model resnet18``; docs/benchmarks.md):
-together with fused Adam (:func:`unlearnkit.train.adam`) about 1.5x the images/s of one
+The weight's gradient is made in the weight's own layout (a channels_last weight would
+otherwise take a copy of it at every step). Measured (``python scripts/bench_cpu_step.py
+--model resnet18``; docs/benchmarks.md): with fused Adam about 1.5x the images/s of one
 CPU training step. The harness applies it to the networks it trains and unlearns on the
-CPU (:func:`use_one_pixel_convs`); on CUDA it is not applied (not measured there).
+CPU (:func:`unlearnkit.cpu_speed.on_cpu`); on CUDA it is not applied (not measured there).
 """
 
 from __future__ import annotations
@@ -20,6 +21,44 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    """channels_last when ``t`` is laid out so (and not also contiguous), else contiguous."""
+    if not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+class _OnePixelProduct(torch.autograd.Function):
+    """``linear(inputs, the taps of weight that meet them, bias)``, whose weight gradient
+    is made in the weight's own layout: autograd's slice-backward would make it
+    contiguous, and a channels_last weight would then take a copy of it every step."""
+
+    @staticmethod
+    def forward(ctx, inputs, weight, bias, taps):
+        (ph, rh), (pw, rw) = taps
+        kernel = weight[:, :, ph:ph + rh, pw:pw + rw].reshape(weight.shape[0], -1)
+        ctx.save_for_backward(inputs, kernel)
+        ctx.taps, ctx.has_bias = taps, bias is not None
+        ctx.weight_meta = weight.shape, weight.dtype, weight.device, _layout(weight)
+        return F.linear(inputs, kernel, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inputs, kernel = ctx.saved_tensors
+        (ph, rh), (pw, rw) = ctx.taps
+        grad_inputs = grad @ kernel if ctx.needs_input_grad[0] else None
+        grad_weight = grad_bias = None
+        if ctx.needs_input_grad[1]:
+            shape, dtype, device, layout = ctx.weight_meta
+            grad_weight = torch.empty(shape, dtype=dtype, device=device,
+                                      memory_format=layout).zero_()
+            grad_weight[:, :, ph:ph + rh, pw:pw + rw] = (grad.t() @ inputs).view(
+                grad.shape[1], -1, rh, rw)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(0)
+        return grad_inputs, grad_weight, grad_bias, None
 
 
 class OnePixelConv2d(nn.Conv2d):
@@ -30,10 +69,8 @@ class OnePixelConv2d(nn.Conv2d):
         taps = self.one_pixel_taps(x.shape[-2:])
         if taps is None:
             return super()._conv_forward(x, weight, bias)
-        (ph, rh), (pw, rw) = taps
-        inputs = x[:, :, :rh, :rw].reshape(x.shape[0], -1)
-        kernel = weight[:, :, ph:ph + rh, pw:pw + rw].reshape(weight.shape[0], -1)
-        return F.linear(inputs, kernel, bias).view(x.shape[0], -1, 1, 1)
+        inputs = x[:, :, :taps[0][1], :taps[1][1]].reshape(x.shape[0], -1)
+        return _OnePixelProduct.apply(inputs, weight, bias, taps).view(x.shape[0], -1, 1, 1)
 
     def one_pixel_taps(self, size) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """Per axis (first kernel tap that meets the input, how many input pixels it
@@ -59,10 +96,3 @@ def use_one_pixel_convs(net: nn.Module) -> int:
             m.__class__ = OnePixelConv2d
             turned += 1
     return turned
-
-
-def on_cpu(net: nn.Module, device: torch.device | str) -> nn.Module:
-    """``net`` with one-pixel convolutions when ``device`` is the CPU; as it is elsewhere."""
-    if torch.device(device).type == "cpu":
-        use_one_pixel_convs(net)
-    return net

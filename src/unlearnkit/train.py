@@ -17,17 +17,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cpu_speed import on_cpu
 from .data.base import ImageSet
 from .data.loaders import TensorLoader, unpack
+from .fused_adam import adam
 from .models import build_model
-from .one_pixel_conv import on_cpu
 from .params import Config, param
 
-TRAINER = 2
+TRAINER = 3
 """Version of the training code, part of every benchmark's cache key: bumped when the
 code changes the models it trains or the time it takes, so models cached by another
 version are never mixed with new ones, nor their times read as one retrain's by the time
-rule. 2: fused Adam and one-pixel convolutions on the CPU (a ResNet-18 step 1.5x faster)."""
+rule. 2: fused Adam and one-pixel convolutions on the CPU (a ResNet-18 step 1.5x faster);
+3: Adam and the one-pixel gradients in place on channels_last tensors, and an allocator
+that keeps freed memory (a further 1.2x; docs/benchmarks.md)."""
 
 
 @dataclass
@@ -76,20 +79,6 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """1/count per class (0 for a class absent from ``labels``), float32 [C]."""
     counts = torch.bincount(labels.cpu().long(), minlength=num_classes).float()
     return torch.where(counts > 0, 1.0 / counts.clamp(min=1), torch.zeros_like(counts))
-
-
-def adam(params, *, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
-    """Adam (L2 weight decay) with torch's fused kernel: the same update, rounding apart,
-    in one pass over the parameters instead of one per tensor: about 25% more images/s
-    of a ResNet-18 step on the CPU (``scripts/bench_cpu_step.py``). The foreach
-    implementation where the fused one does not serve the parameters (not all on one
-    CPU or CUDA device, or not floating point)."""
-    params = list(params)
-    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
-    devices = {t.device.type for t in tensors}
-    fused = (len(devices) == 1 and devices <= {"cpu", "cuda"}
-             and all(t.is_floating_point() for t in tensors))
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
 def autocast(device: torch.device, enabled: bool):

@@ -29,10 +29,10 @@ import torch
 
 from ..atomic import Busy
 from ..benchmarks import stable_hash
+from ..cpu_speed import on_cpu
 from ..data.base import ImageSet
 from ..data.loaders import TensorLoader, loader_seed
 from ..models import build_model, load_state, save_checkpoint
-from ..one_pixel_conv import on_cpu
 from ..train import init_model, predict_logits, train
 from . import cache as cache_mod
 from .context import ORIGINAL, ORIGINAL_SEED, RETRAIN, Context, context_for

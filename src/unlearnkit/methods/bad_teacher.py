@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fused_adam import adam
 from ..params import Space, param
-from ..train import adam
 from . import register_method
 from ._common import (
     MethodConfig,

@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fused_adam import adam
 from ..metrics.competition import logit_scaled_confidence
 from ..models import SmallCNN, SmallCNNMLP
 from ..params import Space, param
-from ..train import adam, class_weights
+from ..train import class_weights
 from . import register_method
 from ._common import (
     MethodConfig,

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.base import IMAGE_SHAPE
+from ..fused_adam import adam
 from ..params import Space, param
-from ..train import adam
 from . import register_method
 from ._common import (
     MethodConfig,
