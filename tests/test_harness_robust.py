@@ -266,6 +266,14 @@ def _alive_in_group(pgid: int) -> list[str]:
     return alive
 
 
+def _as_from_a_terminal() -> None:
+    """In the child before exec: SIGINT at its default and unblocked, as a terminal starts
+    a command. A pytest launched with ``&`` from a script inherits SIGINT ignored (bash
+    does that without job control), and so would the CLI: it then never sees the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_with_workers_ends_at_once_and_leaves_only_whole_entries(built, tmp_path):
     """Ctrl-C while two workers run the method: the command ends within 2 s, no worker
     trains on, and the cache holds only whole entries (no temporary file). 16 epochs keep
@@ -279,7 +287,8 @@ def test_ctrl_c_with_workers_ends_at_once_and_leaves_only_whole_entries(built, t
         [sys.executable, "-m", "unlearnkit.cli", "local-eval", "--bench",
          str(built / "tiny.yaml"), "--method", "finetune", "--set", "epochs=16", "--workers",
          "2", "--quiet", "--cache", str(cache), "--out", str(tmp_path / "run")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=_as_from_a_terminal)
     runs = "*/*/runs/finetune/*/*.npz"
     old = set(cache.glob(runs))
     try:
