@@ -1,14 +1,14 @@
 """Keep freed memory in the process, so that a CPU training step does not fault its
 large buffers in afresh at every step.
 
-glibc's malloc serves every block above its mmap threshold (128 KiB to 32 MiB, adapting)
-with a fresh ``mmap`` and returns it at ``free``; a ResNet-18 step allocates and frees
-tens of such buffers (gradients, activations, oneDNN's reorders), so each step pays the
-kernel's page faults and zero-fill for all of them again. Raising the mmap and trim
-thresholds keeps those pages in the heap for the next step: about 7% more images/s of a
-ResNet-18 step on this project's CPU (``scripts/bench_cpu_step.py``; docs/benchmarks.md),
-at the cost of the process keeping its peak memory until it exits. A no-op where the C
-library is not glibc.
+glibc's malloc serves every block above its mmap threshold with a fresh ``mmap`` and
+returns it at ``free``; a ResNet-18 step allocates and frees tens of large buffers
+(gradients, activations, oneDNN's reorders), and each fresh mapping pays the kernel's page
+faults and zero-fill again. glibc raises that threshold by itself after the first frees,
+so most buffers already stay; fixing the mmap and trim thresholds high keeps the rest:
+about 3% more images/s of a ResNet-18 step on this project's CPU (processes taking turns;
+docs/benchmarks.md), at the cost of the process keeping its peak memory until it exits.
+A no-op where the C library is not glibc.
 """
 
 from __future__ import annotations

@@ -23,13 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _layout(t: torch.Tensor) -> torch.memory_format:
-    """channels_last when ``t`` is laid out so (and not also contiguous), else contiguous."""
-    if not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
-
-
 class _OnePixelProduct(torch.autograd.Function):
     """``linear(inputs, the taps of weight that meet them, bias)``, whose weight gradient
     is made in the weight's own layout: autograd's slice-backward would make it
@@ -39,21 +32,18 @@ class _OnePixelProduct(torch.autograd.Function):
     def forward(ctx, inputs, weight, bias, taps):
         (ph, rh), (pw, rw) = taps
         kernel = weight[:, :, ph:ph + rh, pw:pw + rw].reshape(weight.shape[0], -1)
-        ctx.save_for_backward(inputs, kernel)
+        ctx.save_for_backward(inputs, weight, kernel)
         ctx.taps, ctx.has_bias = taps, bias is not None
-        ctx.weight_meta = weight.shape, weight.dtype, weight.device, _layout(weight)
         return F.linear(inputs, kernel, bias)
 
     @staticmethod
     def backward(ctx, grad):
-        inputs, kernel = ctx.saved_tensors
+        inputs, weight, kernel = ctx.saved_tensors
         (ph, rh), (pw, rw) = ctx.taps
         grad_inputs = grad @ kernel if ctx.needs_input_grad[0] else None
         grad_weight = grad_bias = None
         if ctx.needs_input_grad[1]:
-            shape, dtype, device, layout = ctx.weight_meta
-            grad_weight = torch.empty(shape, dtype=dtype, device=device,
-                                      memory_format=layout).zero_()
+            grad_weight = torch.zeros_like(weight)  # keeps the weight's layout
             grad_weight[:, :, ph:ph + rh, pw:pw + rw] = (grad.t() @ inputs).view(
                 grad.shape[1], -1, rh, rw)
         if ctx.has_bias and ctx.needs_input_grad[2]:
