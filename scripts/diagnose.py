@@ -7,12 +7,18 @@ too alike from run to run (a narrow *spread*: the range rule and the interval at
 catch it). This script runs (or reads from the cache) the method exactly as `local-eval`
 does and prints, per set of models (the method, both oracles), over the forget examples:
 
-- shift: median over examples of (mean U_i - mean R_i) / std R_i (0 for a retrain);
-- spread: median over examples of std U_i / std R_i (1 for a retrain);
-- F, the score and the accuracies.
+- shift: quartiles over examples of (mean U_i - mean R_i) / std R_i (0 for a retrain);
+- spread: quartiles over examples of std U_i / std R_i (1 for a retrain);
+- F, the score and the accuracies;
+- the shifts split (:mod:`unlearnkit.metrics.shift_model`) into their common part (mean)
+  and their per-example part (std, with N's sampling noise taken out), the correlation of
+  the set's mean confidences with the references', and F under the Gaussian model as a
+  fraction of the retrain's: as measured, with the common shift removed, and with the
+  spread set to 1 as well (what no global fix can raise: the per-example part).
 
     python scripts/diagnose.py --bench cifar10-groups-cpu --models 32 --method retrain_head
     python scripts/diagnose.py --bench digits --method retrain_head_tuned --set keep=0.5
+    python scripts/diagnose.py --bench cifar10-groups-resnet18 --method retrain_head_tuned,prune_reinit
 
 On class removal it also prints where each set puts the forget examples' own class: its
 logit, the logsumexp of the others, their difference (the confidence) and its spread.
@@ -25,12 +31,7 @@ from method_args import parse_method_args
 
 from unlearnkit.harness.pipeline import check_request, load_entries, local_eval, prepare_references
 from unlearnkit.metrics.competition import logit_scaled_confidence
-
-
-def shift_and_spread(u: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per forget example: (mean U - mean R) / std R and std U / std R. # [S], [S]"""
-    sd_r = r.std(axis=0) + 1e-9
-    return (u.mean(axis=0) - r.mean(axis=0)) / sd_r, u.std(axis=0) / sd_r
+from unlearnkit.metrics.shift_model import ceilings, shift_and_spread, summarise_shifts
 
 
 def test_confs(entries, labels: np.ndarray) -> np.ndarray:
@@ -65,8 +66,24 @@ def describe(name: str, scored, refs: np.ndarray, test: np.ndarray, ref_test: np
             f"forget {scored.forget_acc:.3f}")
 
 
+def decompose(u: np.ndarray, r: np.ndarray) -> str:
+    """One line: the shifts' common and per-example parts, the correlation, and the
+    Gaussian model's F (fractions of its retrain) as measured and with the fixes."""
+    s, c = summarise_shifts(u, r), ceilings(u, r)
+    return (f"{'':18s} shift common {s.mean_shift:+.2f}, per example {s.true_example_sd:.2f} "
+            f"(measured {s.example_sd:.2f}, noise {s.noise_sd:.2f}), correlation "
+            f"{s.correlation:+.2f}; Gaussian F / retrain: {c.as_measured:.2f}, common shift "
+            f"removed {c.common_removed:.2f}, and spread 1 {c.spread_one:.2f}")
+
+
 def main() -> None:
-    bench, method, overrides, plan = parse_method_args(__doc__.splitlines()[0])
+    bench, methods, overrides, plan = parse_method_args(__doc__.splitlines()[0])
+    for i, method in enumerate(methods.split(",")):
+        diagnose(bench, method.strip(), overrides, plan, oracles=i == 0)
+
+
+def diagnose(bench, method: str, overrides: dict, plan, oracles: bool = True) -> None:
+    """Run (or read) one method's N runs and print its lines (the oracles' too if asked)."""
     result = local_eval(bench, method, overrides, plan)
     if result.method is None:
         raise SystemExit(result.summary.get("error", "the method's runs failed"))
@@ -78,10 +95,11 @@ def main() -> None:
     tests = {k: test_confs(v, labels) for k, v in sets.items()}
     print(f"{bench.name}, N = {bench.num_models}, quartiles over the forget examples "
           f"(25/50/75%), {method} {overrides or ''}")
-    for name, key, scored in (("oracle_retrain", "retrain", result.oracle_retrain),
-                              ("oracle_original", "original", result.oracle_original),
-                              (method, "method", result.method)):
+    rows = (("oracle_retrain", "retrain", result.oracle_retrain),
+            ("oracle_original", "original", result.oracle_original))
+    for name, key, scored in (*(rows if oracles else ()), (method, "method", result.method)):
         print(describe(name, scored, result.ref_confs, tests[key], tests["refs"]))
+        print(decompose(scored.confs, result.ref_confs))
     if bench.scenario.startswith("class"):
         forget_labels = np.asarray(ctx.parts["forget"].labels)
         print("class removal: where each set puts the forget examples' own class (medians "
