@@ -3,6 +3,8 @@ logsumexp and the confidence, checked against the metric's own confidence."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from script_modules import load_script
@@ -33,3 +35,15 @@ def test_a_pinned_removed_logit_shows_as_such(diagnose):
     assert parts["own logit"] == -50.0
     assert parts["others (logsumexp)"] == pytest.approx(np.log(9))
     assert parts["std across models"] == 0.0
+
+
+def test_the_decomposition_line_reads_a_retrain_as_a_retrain(diagnose):
+    rng = np.random.default_rng(0)
+    level = rng.normal(0, 2, size=60)
+    refs, retrains = level + rng.normal(size=(32, 60)), level + rng.normal(size=(32, 60))
+    per_example = lambda line: float(re.search(r"per example ([0-9.]+)", line).group(1))  # noqa: E731
+    line = diagnose.decompose(retrains, refs)
+    assert per_example(line) < 0.2  # nearly all of the measured part is sampling noise
+    assert float(re.search(r"and spread 1 ([0-9.]+)", line).group(1)) > 0.9
+    shuffled = diagnose.decompose(level[::-1] + rng.normal(size=(32, 60)), refs)
+    assert per_example(shuffled) > 1.0
