@@ -78,21 +78,24 @@ def decompose(u: np.ndarray, r: np.ndarray) -> str:
 
 def main() -> None:
     bench, methods, overrides, plan = parse_method_args(__doc__.splitlines()[0])
+    ctx, sets = prepare_references(bench, plan)  # trained once, read by every method
+    tests = {k: test_confs(v, ctx.parts["test"].labels) for k, v in sets.items()}
     for i, method in enumerate(methods.split(",")):
-        diagnose(bench, method.strip(), overrides, plan, oracles=i == 0)
+        diagnose(bench, method.strip(), overrides, plan, ctx, sets, tests, oracles=i == 0)
 
 
-def diagnose(bench, method: str, overrides: dict, plan, oracles: bool = True) -> None:
-    """Run (or read) one method's N runs and print its lines (the oracles' too if asked)."""
+def diagnose(bench, method: str, overrides: dict, plan, ctx, sets: dict, tests: dict,
+             oracles: bool = True) -> None:
+    """Run (or read) one method's N runs and print its lines (the oracles' too if asked),
+    beside the references' outputs ``sets`` and test confidences ``tests``."""
     result = local_eval(bench, method, overrides, plan)
     if result.method is None:
         raise SystemExit(result.summary.get("error", "the method's runs failed"))
-    ctx, sets = prepare_references(bench, plan)  # all cached by now
     hp = check_request(bench, [method], overrides)[method].to_dict()
-    sets["method"] = load_entries([ctx.run_path(method, hp, s)
-                                   for s in range(bench.num_models)])
+    sets = {**sets, "method": load_entries([ctx.run_path(method, hp, s)
+                                            for s in range(bench.num_models)])}
     labels = ctx.parts["test"].labels
-    tests = {k: test_confs(v, labels) for k, v in sets.items()}
+    tests = {**tests, "method": test_confs(sets["method"], labels)}
     print(f"{bench.name}, N = {bench.num_models}, quartiles over the forget examples "
           f"(25/50/75%), {method} {overrides or ''}")
     rows = (("oracle_retrain", "retrain", result.oracle_retrain),
